@@ -1,0 +1,464 @@
+"""The sans-IO decoder of one IPFIX transport session.
+
+A :class:`Session` takes bytes and returns records; it never touches a socket, a file or a
+clock of its own (UDP template expiry takes ``now`` from the caller). Its state is what RFC 7011
+scopes to a transport session: the templates of each observation domain (§8), the sequence
+number expected next per domain (§3.1), data sets still waiting for their template, and a
+partial message of a stream.
+
+Strategy: messages are framed with ``struct`` from the header length; each set is handled on its
+own so that a bad set is reported (:class:`~ipfix_antrea.events.MalformedSet`) while the sets
+around it still decode. Template records are parsed with the ``construct`` declarations of
+:mod:`ipfix_antrea.wire`; data records go through the code compiled per template. Only a message
+that cannot be framed raises :class:`DecodeError`, because nothing after it can be trusted.
+"""
+
+from __future__ import annotations
+
+import struct
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from construct import ConstructError
+
+from . import events as ev
+from .errors import DecodeError
+from .record import Record
+from .registry import Registry, default_registry
+from .template import FieldSpec, Template
+from .wire import (
+    IPFIX_VERSION,
+    MESSAGE_HEADER_LENGTH,
+    MIN_DATA_SET_ID,
+    OPTIONS_TEMPLATE_SET_ID,
+    SET_HEADER_LENGTH,
+    TEMPLATE_SET_ID,
+    WITHDRAW_ALL_OPTIONS_TEMPLATES_ID,
+    WITHDRAW_ALL_TEMPLATES_ID,
+    OptionsTemplateRecord,
+    TemplateRecord,
+)
+
+# The same layouts as wire.MessageHeader and wire.SetHeader, for the per-message hot path.
+_HEADER = struct.Struct(">HHIII")
+_SET_HEADER = struct.Struct(">HH")
+_SEQUENCE_MODULUS = 1 << 32
+
+
+@dataclass
+class SessionStats:
+    """Counters of everything a session has seen; they only grow."""
+
+    messages: int = 0
+    octets: int = 0
+    records: int = 0
+    options_records: int = 0
+    templates_added: int = 0
+    templates_redefined: int = 0
+    templates_withdrawn: int = 0
+    templates_expired: int = 0
+    unknown_elements: int = 0
+    unknown_element_names: set[str] = field(default_factory=set)
+    invalid_field_lengths: int = 0
+    malformed_messages: int = 0
+    malformed_sets: int = 0
+    missing_template_sets: int = 0
+    pending_decoded_sets: int = 0
+    pending_dropped_sets: int = 0
+    sequence_gaps: int = 0
+    missing_records: int = 0
+    out_of_order: int = 0
+    nonzero_padding: int = 0
+
+
+@dataclass
+class _HeldSet:
+    """A data set that arrived before its template."""
+
+    observation_domain_id: int
+    template_id: int
+    body: bytes
+    export_time: int
+    sequence_number: int
+
+
+class _ListContext:
+    """Resolves the templates that RFC 6313 lists refer to, within one domain."""
+
+    __slots__ = ("registry", "_templates", "_domain")
+
+    def __init__(self, session: Session, domain: int):
+        self.registry = session.registry
+        self._templates = session._templates
+        self._domain = domain
+
+    def template(self, template_id: int) -> Template | None:
+        return self._templates.get((self._domain, template_id))
+
+
+class Session:
+    """Template state and decoding for one transport session (a TCP connection, a UDP exporter
+    address and port, a file).
+
+    ``template_lifetime``: seconds after which a template that was not re-sent expires (RFC
+    7011 §8.4, for UDP; ``None`` keeps templates forever, as TCP wants). ``max_pending_sets`` and
+    ``max_pending_octets`` bound the data sets held while their template has not arrived.
+    """
+
+    def __init__(self, registry: Registry | None = None, *, template_lifetime: float | None = None,
+                 max_pending_sets: int = 256, max_pending_octets: int = 1 << 20):
+        self.registry = registry if registry is not None else default_registry()
+        self.template_lifetime = template_lifetime
+        self.max_pending_sets = max_pending_sets
+        self.max_pending_octets = max_pending_octets
+        self.stats = SessionStats()
+        self._templates: dict[tuple[int, int], Template] = {}
+        self._refreshed: dict[tuple[int, int], float] = {}
+        self._held: deque[_HeldSet] = deque()
+        self._held_octets = 0
+        self._next_sequence: dict[int, int | None] = {}
+        self._events: list[ev.Event] = []
+        self._buffer = bytearray()
+        self._stream_offset = 0
+        self._broken: DecodeError | None = None
+
+    # -- public API -------------------------------------------------------------------------
+
+    def feed(self, data: bytes) -> list[Record]:
+        """Decodes the complete messages of a stream chunk; keeps a trailing partial message.
+
+        Raises :class:`DecodeError` when the stream cannot be framed (a header that is not
+        IPFIX); the records of the messages before it are in the error's ``records``, and the
+        session refuses further stream data, since nothing after that point can be trusted.
+        """
+        if self._broken is not None:
+            raise DecodeError(f"stream lost its framing earlier: {self._broken.reason}",
+                              self._broken.offset)
+        buffer = self._buffer
+        buffer += data
+        records: list[Record] = []
+        pos = 0
+        try:
+            while len(buffer) - pos >= MESSAGE_HEADER_LENGTH:
+                length = self._check_header(buffer, pos, self._stream_offset + pos)
+                if len(buffer) - pos < length:
+                    break
+                message = bytes(buffer[pos:pos + length])
+                records += self._decode_message(message, self._stream_offset + pos, None)
+                pos += length
+        except DecodeError as exc:
+            exc.records = records
+            self._broken = exc
+            self._buffer = bytearray()
+            raise
+        finally:
+            if self._broken is None:
+                del buffer[:pos]
+                self._stream_offset += pos
+        return records
+
+    def end_of_stream(self) -> None:
+        """Says the stream has ended; raises :class:`DecodeError` if a partial message is left."""
+        if self._buffer:
+            left = len(self._buffer)
+            offset = self._stream_offset
+            self._buffer = bytearray()
+            self.stats.malformed_messages += 1
+            raise DecodeError(f"stream ended inside a message ({left} octets left over)", offset)
+
+    @property
+    def buffered(self) -> int:
+        """Octets of a partial message held by :meth:`feed`."""
+        return len(self._buffer)
+
+    def decode_datagram(self, data: bytes, now: float | None = None) -> list[Record]:
+        """Decodes one UDP datagram (normally one message; several back to back are accepted).
+
+        A truncated message is malformed: :class:`DecodeError`, with the records of any complete
+        message before it in the error's ``records``. ``now`` is the clock for template expiry
+        (``time.monotonic()`` when not given).
+        """
+        if now is None and self.template_lifetime is not None:
+            now = time.monotonic()
+        data = bytes(data)
+        records: list[Record] = []
+        pos = 0
+        try:
+            while pos < len(data):
+                if len(data) - pos < MESSAGE_HEADER_LENGTH:
+                    raise self._framing_error(
+                        f"{len(data) - pos} octets are too few for a message header", pos)
+                length = self._check_header(data, pos, pos)
+                if len(data) - pos < length:
+                    raise self._framing_error(f"message of {length} octets truncated to "
+                                              f"{len(data) - pos}", pos)
+                message = data if pos == 0 and length == len(data) else data[pos:pos + length]
+                records += self._decode_message(message, pos, now)
+                pos += length
+        except DecodeError as exc:
+            exc.records = records
+            raise
+        return records
+
+    def take_events(self) -> list[ev.Event]:
+        """The events since the last call, oldest first."""
+        events, self._events = self._events, []
+        return events
+
+    def template(self, observation_domain_id: int, template_id: int) -> Template | None:
+        """The current template with this id in this domain, if any."""
+        return self._templates.get((observation_domain_id, template_id))
+
+    @property
+    def templates(self) -> dict[tuple[int, int], Template]:
+        """A copy of the current templates, keyed by (observation domain, template id)."""
+        return dict(self._templates)
+
+    def expire_templates(self, now: float) -> int:
+        """Expires every template not refreshed within the lifetime; returns how many."""
+        if self.template_lifetime is None:
+            return 0
+        stale = [k for k, t in self._refreshed.items() if now - t > self.template_lifetime]
+        for key in stale:
+            self._expire(key)
+        return len(stale)
+
+    # -- framing ------------------------------------------------------------------------------
+
+    def _framing_error(self, reason: str, offset: int) -> DecodeError:
+        self.stats.malformed_messages += 1
+        return DecodeError(reason, offset)
+
+    def _check_header(self, data: bytes | bytearray, pos: int, offset: int) -> int:
+        version, length = _SET_HEADER.unpack_from(data, pos)
+        if version != IPFIX_VERSION:
+            raise self._framing_error(f"version {version} is not IPFIX (10)", offset)
+        if length < MESSAGE_HEADER_LENGTH:
+            raise self._framing_error(f"message length {length} is shorter than its header",
+                                      offset)
+        return length
+
+    # -- messages and sets ----------------------------------------------------------------------
+
+    def _decode_message(self, message: bytes, base: int, now: float | None) -> list[Record]:
+        _, length, export_time, sequence, domain = _HEADER.unpack_from(message)
+        stats = self.stats
+        stats.messages += 1
+        stats.octets += length
+        self._check_sequence(domain, sequence)
+        records: list[Record] = []
+        counted = True  # whether every data record of the message was seen (for sequencing)
+        pos = MESSAGE_HEADER_LENGTH
+        while pos < length:
+            if length - pos < SET_HEADER_LENGTH:
+                self._malformed(domain, -1, DecodeError(
+                    f"{length - pos} trailing octets are too few for a set header", base + pos))
+                counted = False
+                break
+            set_id, set_length = _SET_HEADER.unpack_from(message, pos)
+            end = pos + set_length
+            if set_length < SET_HEADER_LENGTH or end > length:
+                self._malformed(domain, set_id, DecodeError(
+                    f"set {set_id} claims {set_length} octets, {length - pos} remain in the "
+                    "message", base + pos))
+                counted = False
+                break
+            start = pos + SET_HEADER_LENGTH
+            try:
+                if set_id >= MIN_DATA_SET_ID:
+                    counted &= self._data_set(message, start, end, set_id, domain, export_time,
+                                              sequence, base, now, records)
+                elif set_id in (TEMPLATE_SET_ID, OPTIONS_TEMPLATE_SET_ID):
+                    self._template_set(message, start, end, set_id, domain, base, now, records)
+                else:
+                    raise DecodeError(f"set id {set_id} is reserved (RFC 7011 §3.3.2)", base + pos)
+            except DecodeError as exc:
+                self._malformed(domain, set_id, exc)
+                counted = False
+            pos = end
+        self._next_sequence[domain] = (sequence + len(records)) % _SEQUENCE_MODULUS if counted \
+            else None
+        return records
+
+    def _check_sequence(self, domain: int, sequence: int) -> None:
+        expected = self._next_sequence.get(domain)
+        if expected is None or sequence == expected:
+            return
+        ahead = (sequence - expected) % _SEQUENCE_MODULUS
+        if ahead < _SEQUENCE_MODULUS // 2:
+            self.stats.sequence_gaps += 1
+            self.stats.missing_records += ahead
+            self._events.append(ev.SequenceGap(domain, expected, sequence, ahead))
+        else:
+            self.stats.out_of_order += 1
+            self._events.append(ev.SequenceOutOfOrder(domain, expected, sequence))
+
+    def _malformed(self, domain: int, set_id: int, error: DecodeError) -> None:
+        self.stats.malformed_sets += 1
+        self._events.append(ev.MalformedSet(domain, set_id, error))
+
+    def _padding(self, message: bytes, pos: int, end: int, domain: int, set_id: int,
+                 base: int) -> None:
+        if pos < end and any(message[pos:end]):
+            self.stats.nonzero_padding += 1
+            self._events.append(ev.NonZeroPadding(domain, set_id, base + pos))
+
+    # -- data sets ----------------------------------------------------------------------------
+
+    def _data_set(self, message: bytes, start: int, end: int, template_id: int, domain: int,
+                  export_time: int, sequence: int, base: int, now: float | None,
+                  out: list[Record]) -> bool:
+        """Decodes a data set into ``out``; False when its records could not be counted."""
+        key = (domain, template_id)
+        template = self._templates.get(key)
+        if template is not None and now is not None and self.template_lifetime is not None \
+                and now - self._refreshed[key] > self.template_lifetime:
+            self._expire(key)
+            template = None
+        if template is None:
+            self._hold(_HeldSet(domain, template_id, message[start:end], export_time, sequence))
+            return False
+        self._decode_records(template, message, start, end, domain, export_time, sequence, base,
+                             out)
+        return True
+
+    def _decode_records(self, template: Template, message: bytes, pos: int, end: int,
+                        domain: int, export_time: int, sequence: int, base: int,
+                        out: list[Record]) -> None:
+        decode = template.decode
+        min_length = template.min_length
+        ctx = _ListContext(self, domain)
+        first = len(out)
+        append = out.append
+        try:
+            while end - pos >= min_length:
+                values, pos = decode(message, pos, end, ctx)
+                append(Record(template, values, domain, export_time, sequence))
+        except (struct.error, IndexError):
+            raise DecodeError(f"record of template {template.template_id} is truncated",
+                              base + pos) from None
+        except DecodeError as exc:
+            raise DecodeError(f"template {template.template_id}: {exc.reason}",
+                              base + pos) from None
+        finally:
+            count = len(out) - first
+            self.stats.records += count
+            if template.scope_count:
+                self.stats.options_records += count
+        self._padding(message, pos, end, domain, template.template_id, base)
+
+    def _hold(self, held: _HeldSet) -> None:
+        stats = self.stats
+        stats.missing_template_sets += 1
+        self._events.append(ev.MissingTemplate(held.observation_domain_id, held.template_id))
+        self._held.append(held)
+        self._held_octets += len(held.body)
+        while self._held and (len(self._held) > self.max_pending_sets
+                              or self._held_octets > self.max_pending_octets):
+            dropped = self._held.popleft()
+            self._held_octets -= len(dropped.body)
+            stats.pending_dropped_sets += 1
+            self._events.append(ev.PendingSetDropped(dropped.observation_domain_id,
+                                                     dropped.template_id))
+
+    def _release_held(self, domain: int, template: Template, out: list[Record]) -> None:
+        waiting = [h for h in self._held
+                   if h.observation_domain_id == domain and h.template_id == template.template_id]
+        for held in waiting:
+            self._held.remove(held)
+            self._held_octets -= len(held.body)
+            self.stats.pending_decoded_sets += 1
+            try:
+                self._decode_records(template, held.body, 0, len(held.body), domain,
+                                     held.export_time, held.sequence_number, 0, out)
+            except DecodeError as exc:
+                self._malformed(domain, template.template_id, exc)
+
+    # -- templates ----------------------------------------------------------------------------
+
+    def _template_set(self, message: bytes, start: int, end: int, set_id: int, domain: int,
+                      base: int, now: float | None, out: list[Record]) -> None:
+        options = set_id == OPTIONS_TEMPLATE_SET_ID
+        declaration = OptionsTemplateRecord if options else TemplateRecord
+        pos = start
+        while end - pos >= 4 and any(message[pos:end]):  # what is left and all zero is padding
+            template_id = (message[pos] << 8) | message[pos + 1]
+            try:
+                parsed: Any = declaration.parse(message[pos:end])
+            except ConstructError:
+                self._forget(domain, template_id)  # an invalid redefinition must not leave the old
+                raise DecodeError(f"template {template_id} has more fields than fit its set",
+                                  base + pos) from None
+            pos += 4 + (2 if options and parsed.field_count else 0) + sum(
+                8 if f.enterprise is not None else 4 for f in parsed.fields)
+            if parsed.field_count == 0:
+                self._withdraw(domain, template_id, options)
+                continue
+            if template_id < MIN_DATA_SET_ID:
+                raise DecodeError(f"template id {template_id} is reserved (RFC 7011 §3.4.1)",
+                                  base + pos)
+            scope = parsed.scope_field_count if options else 0
+            if options and not 1 <= scope <= parsed.field_count:
+                self._forget(domain, template_id)
+                raise DecodeError(f"options template {template_id} has scope field count {scope}"
+                                  f" of {parsed.field_count} fields", base + pos)
+            fields = [FieldSpec(self.registry.lookup(f.enterprise or 0, f.id.element_id), f.length)
+                      for f in parsed.fields]
+            template = Template(template_id, fields, scope)
+            if template.min_length == 0:
+                self._forget(domain, template_id)
+                raise DecodeError(f"template {template_id} describes empty records", base + pos)
+            self._install(domain, template, now, out)
+        self._padding(message, pos, end, domain, set_id, base)
+
+    def _install(self, domain: int, template: Template, now: float | None,
+                 out: list[Record]) -> None:
+        key = (domain, template.template_id)
+        previous = self._templates.get(key)
+        self._templates[key] = template
+        if self.template_lifetime is not None:
+            self._refreshed[key] = now if now is not None else time.monotonic()
+        if previous == template:
+            return
+        stats = self.stats
+        if previous is None:
+            stats.templates_added += 1
+            self._events.append(ev.TemplateAdded(domain, template))
+        else:
+            stats.templates_redefined += 1
+            self._events.append(ev.TemplateRedefined(domain, template, previous))
+        for spec in template.fields:
+            element = spec.element
+            if self.registry.get(element.enterprise, element.element_id) is None:
+                stats.unknown_elements += 1
+                stats.unknown_element_names.add(element.name)
+                self._events.append(ev.UnknownElement(domain, template.template_id,
+                                                      element.enterprise, element.element_id,
+                                                      element.name))
+            elif spec.length_mismatch:
+                stats.invalid_field_lengths += 1
+                self._events.append(ev.InvalidFieldLength(domain, template.template_id,
+                                                          spec.name, spec.length))
+        self._release_held(domain, template, out)
+
+    def _withdraw(self, domain: int, template_id: int, options: bool) -> None:
+        if template_id in (WITHDRAW_ALL_TEMPLATES_ID, WITHDRAW_ALL_OPTIONS_TEMPLATES_ID):
+            keys = [k for k, t in self._templates.items()
+                    if k[0] == domain and t.is_options == options]
+        else:
+            keys = [(domain, template_id)] if (domain, template_id) in self._templates else []
+        for key in keys:
+            self._forget(*key)
+            self.stats.templates_withdrawn += 1
+            self._events.append(ev.TemplateWithdrawn(domain, key[1]))
+
+    def _expire(self, key: tuple[int, int]) -> None:
+        self._forget(*key)
+        self.stats.templates_expired += 1
+        self._events.append(ev.TemplateExpired(key[0], key[1]))
+
+    def _forget(self, domain: int, template_id: int) -> None:
+        self._templates.pop((domain, template_id), None)
+        self._refreshed.pop((domain, template_id), None)
