@@ -162,8 +162,11 @@ def _compile(fields: tuple[FieldSpec, ...]) -> tuple[RecordDecoder, Callable[...
             results.append(f"_decode_structured(_spec{index}, {var}, ctx)")
             continue
         convert = dtype.converter(spec.length)
+        inline = dtype.inline(spec.length)
         if convert is None:
             results.append(var)
+        elif inline is not None:
+            results.append(inline.format(var))
         else:
             namespace[f"_conv{index}"] = convert
             results.append(f"_conv{index}({var})")
