@@ -256,6 +256,8 @@ def _iso(seconds: int, fraction: str) -> str:
         if len(_ISO_CACHE) >= 4096:
             _ISO_CACHE.clear()
         t = time.gmtime(seconds)
+        if not 1 <= t[0] <= 9999:
+            raise ValueError(f"year {t[0]} has no ISO 8601 form")
         text = _ISO_CACHE[seconds] = "%04d-%02d-%02dT%02d:%02d:%02d" % t[:6]
     return text + fraction + "Z"
 
