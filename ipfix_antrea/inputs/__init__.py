@@ -1,0 +1,154 @@
+# Inputs: where IPFIX bytes come from. One parser for input specs, one registry of schemes.
+#
+# An input spec is URL-ish: `SCHEME:PATH` for things read from the file system (`file:capture.ipfix`,
+# `file:-` for standard input, later `pcap:PATH`) and `SCHEME://HOST:PORT[?k=v&...]` for network
+# listeners (later `udp://0.0.0.0:4739`, `tcp://`, `tls://...?cert=...`). `parse_input_spec` is the
+# only place that splits these strings; a factory receives the parsed `InputSpec`.
+#
+# An input drives one `Session` per transport session (a file is one) and yields `Batch`es: the
+# records decoded from one read, the exporter they came from (when known), the session's events
+# since the previous batch, and an operator-readable error when the input had to stop (a file) or
+# drop a transport session (a network input). Batches are the unit a collector queues and fans
+# out; nothing in an input knows about documents or sinks.
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from ipfix_antrea import Event, Record, Registry, SessionStats
+
+__all__ = [
+    "Batch",
+    "Input",
+    "InputError",
+    "InputSpec",
+    "parse_input_spec",
+    "register_input",
+    "input_schemes",
+    "open_input",
+    "FileInput",
+]
+
+
+class InputError(Exception):
+    """An input spec is invalid, or an input cannot be opened or read."""
+
+
+@dataclass(frozen=True)
+class Batch:
+    """What an input yields: records decoded together, with where they came from."""
+
+    source: str  # the input (and transport session) they came from, for messages
+    records: Sequence[Record]  # in decode order
+    host: str | None = None  # the exporter's address, when the transport tells it
+    events: Sequence[Event] = ()  # the session's events since its previous batch
+    error: str | None = None  # set on the last batch of a stream that broke: why and where
+
+
+@runtime_checkable
+class Input(Protocol):
+    """A source of batches. Iterating runs it; `stats` covers every session it has driven."""
+
+    name: str
+
+    def __iter__(self) -> Iterator[Batch]: ...
+
+    def stats(self) -> list[SessionStats]: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """A parsed input spec: ``file:PATH`` or ``udp://HOST:PORT?opt=value``."""
+
+    scheme: str
+    target: str  # PATH, or HOST:PORT for network schemes
+    options: dict[str, str] = field(default_factory=dict)
+    text: str = ""
+
+    def __str__(self) -> str:
+        return self.text or f"{self.scheme}:{self.target}"
+
+    def host_port(self, default_port: int = 4739) -> tuple[str, int]:
+        """Split ``HOST:PORT`` / ``[V6]:PORT`` / ``HOST`` (IANA port 4739, RFC 7011 §10.3)."""
+        target = self.target
+        if target.startswith("["):
+            host, sep, rest = target[1:].partition("]")
+            if not sep:
+                raise InputError(f"{self}: unterminated '[' in address")
+            port_text = rest[1:] if rest.startswith(":") else rest
+        elif target.count(":") == 1:
+            host, _, port_text = target.partition(":")
+        else:
+            host, port_text = target, ""
+        if not port_text:
+            return host, default_port
+        try:
+            port = int(port_text)
+        except ValueError:
+            raise InputError(f"{self}: port {port_text!r} is not a number") from None
+        if not 0 <= port <= 65535:
+            raise InputError(f"{self}: port {port} out of range")
+        return host, port
+
+
+InputFactory = Callable[..., Input]  # factory(spec: InputSpec, *, registry) -> Input
+
+
+@dataclass(frozen=True)
+class InputScheme:
+    scheme: str
+    factory: InputFactory
+    network: bool  # True: SCHEME://HOST:PORT; False: SCHEME:PATH
+    usage: str
+    help: str
+
+
+_SCHEMES: dict[str, InputScheme] = {}
+
+
+def register_input(scheme: str, factory: InputFactory, *, network: bool, usage: str, help: str) -> None:
+    """Make specs with ``scheme`` open ``factory(spec, registry=...)``. Re-registering replaces."""
+    _SCHEMES[scheme.lower()] = InputScheme(scheme.lower(), factory, network, usage, help)
+
+
+def input_schemes() -> list[InputScheme]:
+    """The registered schemes, in registration order (for --help)."""
+    return list(_SCHEMES.values())
+
+
+def parse_input_spec(text: str) -> InputSpec:
+    """Split an input spec. Raises InputError naming the known forms when it does not fit."""
+    scheme, sep, rest = text.partition(":")
+    scheme = scheme.strip().lower()
+    known = ", ".join(s.usage for s in _SCHEMES.values())
+    if not sep or scheme not in _SCHEMES:
+        raise InputError(f"unknown input {text!r}; known inputs: {known}")
+    entry = _SCHEMES[scheme]
+    options: dict[str, str] = {}
+    if entry.network:
+        if not rest.startswith("//"):
+            raise InputError(f"input {text!r}: expected {entry.usage}")
+        rest, _, query = rest[2:].partition("?")
+        for item in filter(None, query.split("&")):
+            key, _, value = item.partition("=")
+            options[key] = value
+    if not rest:
+        raise InputError(f"input {text!r}: expected {entry.usage}")
+    return InputSpec(scheme, rest, options, text)
+
+
+def open_input(spec: str | InputSpec, *, registry: Registry | None = None) -> Input:
+    """Parse (if needed) and create one input; nothing is opened until it is iterated."""
+    if isinstance(spec, str):
+        spec = parse_input_spec(spec)
+    return _SCHEMES[spec.scheme].factory(spec, registry=registry)
+
+
+from .file import FileInput, open_file  # noqa: E402 - registers after the registry exists
+
+register_input("file", open_file, network=False, usage="file:PATH",
+               help="a file of concatenated IPFIX messages (RFC 5655 files too); file:- reads stdin")

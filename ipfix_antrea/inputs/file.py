@@ -1,0 +1,103 @@
+# `file:PATH` and `file:-`: a file (or standard input) of concatenated IPFIX messages.
+#
+# An RFC 5655 IPFIX file is exactly that: messages back to back, with no file header. We read it
+# in fixed-size chunks and stream them through one `Session.feed`, which frames messages across
+# chunk boundaries itself, so memory stays bounded by the chunk size plus one message (at most
+# 65535 bytes, RFC 7011 §3.1) however large the file is.
+#
+# A message that cannot be framed (a bad version, a length that runs past the data) means every
+# later byte is unaligned: the file stops there. The records of the complete messages before it
+# are still yielded, on a last batch that carries the error text. A message cut short by the end
+# of the file is reported the same way.
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from typing import BinaryIO
+
+from ipfix_antrea import DecodeError, Registry, Session, SessionStats
+
+from . import Batch, InputError, InputSpec
+
+__all__ = ["FileInput", "open_file", "DEFAULT_CHUNK_SIZE"]
+
+DEFAULT_CHUNK_SIZE = 1 << 16
+
+
+class FileInput:
+    """Iterating reads the whole file once, with a fresh `Session`, yielding one batch per chunk."""
+
+    def __init__(
+        self,
+        path: str,
+        *,
+        registry: Registry | None = None,
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
+        stream: BinaryIO | None = None,
+    ) -> None:
+        self.path = path
+        self.name = f"file:{path}"
+        self._registry = registry
+        self._chunk_size = chunk_size
+        self._stream = stream  # for tests/embedding: read this instead of opening path
+        self._sessions: list[Session] = []
+        self.bytes_read = 0
+
+    def stats(self) -> list[SessionStats]:
+        return [s.stats for s in self._sessions]
+
+    def close(self) -> None:
+        pass  # the file is closed when iteration ends
+
+    def _open(self) -> tuple[BinaryIO, bool]:
+        if self._stream is not None:
+            return self._stream, False
+        if self.path == "-":
+            return sys.stdin.buffer, False
+        try:
+            return open(self.path, "rb"), True  # noqa: SIM115 - closed in __iter__
+        except OSError as exc:
+            raise InputError(f"{self.name}: cannot open: {exc.strerror or exc}") from exc
+
+    def __iter__(self) -> Iterator[Batch]:
+        session = Session(registry=self._registry) if self._registry is not None else Session()
+        self._sessions.append(session)
+        stream, owned = self._open()
+        # read1 returns what is available (a pipe need not fill the chunk before we decode).
+        read = getattr(stream, "read1", stream.read)
+        name = self.name
+        try:
+            while True:
+                try:
+                    chunk = read(self._chunk_size)
+                except OSError as exc:
+                    raise InputError(f"{name}: read failed: {exc.strerror or exc}") from exc
+                if not chunk:
+                    break
+                self.bytes_read += len(chunk)
+                try:
+                    records = session.feed(chunk)
+                except DecodeError as err:
+                    yield Batch(name, err.records, None, session.take_events(),
+                                f"{name}: stopped reading{_at(err)}: {err.reason}")
+                    return
+                events = session.take_events()
+                if records or events:
+                    yield Batch(name, records, None, events)
+            try:
+                session.end_of_stream()
+            except DecodeError as err:
+                yield Batch(name, (), None, session.take_events(),
+                            f"{name}: file ends inside an IPFIX message{_at(err)}: {err.reason}")
+        finally:
+            if owned:
+                stream.close()
+
+
+def _at(err: DecodeError) -> str:
+    # Session.feed reports offsets in the stream since the session began: the file's byte offset.
+    return f" at byte {err.offset}" if err.offset is not None else ""
+
+
+def open_file(spec: InputSpec, *, registry: Registry | None = None) -> FileInput:
+    return FileInput(spec.target, registry=registry)

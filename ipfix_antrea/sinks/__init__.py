@@ -1,0 +1,84 @@
+# Sinks: where documents go. One registry maps a spec's scheme to a factory.
+#
+# A sink spec is `SCHEME` or `SCHEME:ARG`; everything after the first colon is the factory's
+# argument, untouched (so `elasticsearch:http://host:9200` keeps its own colons). The collector
+# opens sinks with `open_sink(spec)` and knows none of them by name; a new sink registers itself
+# here with one line and touches nothing else.
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .base import FanOut, Sink, SinkError, StreamSink, serialize
+from .jsonl import JsonLinesSink, open_jsonl
+from .stdout import StdoutSink, open_stdout
+
+__all__ = [
+    "Sink",
+    "SinkError",
+    "SinkSpec",
+    "StreamSink",
+    "FanOut",
+    "JsonLinesSink",
+    "StdoutSink",
+    "serialize",
+    "register_sink",
+    "sink_schemes",
+    "parse_sink_spec",
+    "open_sink",
+]
+
+SinkFactory = Callable[[str | None], Sink]
+
+
+@dataclass(frozen=True)
+class SinkScheme:
+    scheme: str
+    factory: SinkFactory
+    usage: str  # e.g. "jsonl:PATH"
+    help: str
+
+
+_SCHEMES: dict[str, SinkScheme] = {}
+
+
+def register_sink(scheme: str, factory: SinkFactory, *, usage: str, help: str) -> None:
+    """Make ``SCHEME[:ARG]`` open ``factory(ARG or None)``. Re-registering replaces."""
+    _SCHEMES[scheme.lower()] = SinkScheme(scheme.lower(), factory, usage, help)
+
+
+def sink_schemes() -> list[SinkScheme]:
+    """The registered schemes, in registration order (for --help)."""
+    return list(_SCHEMES.values())
+
+
+@dataclass(frozen=True)
+class SinkSpec:
+    scheme: str
+    arg: str | None  # None when the spec has no colon
+
+    def __str__(self) -> str:
+        return self.scheme if self.arg is None else f"{self.scheme}:{self.arg}"
+
+
+def parse_sink_spec(text: str) -> SinkSpec:
+    """``SCHEME`` or ``SCHEME:ARG`` -> SinkSpec. Raises SinkError for an unknown scheme."""
+    scheme, sep, arg = text.partition(":")
+    scheme = scheme.strip().lower()
+    if scheme not in _SCHEMES:
+        known = ", ".join(s.usage for s in _SCHEMES.values())
+        raise SinkError(f"unknown sink {text!r}; known sinks: {known}")
+    return SinkSpec(scheme, arg if sep else None)
+
+
+def open_sink(spec: str | SinkSpec) -> Sink:
+    """Parse (if needed) and open one sink. Raises SinkError."""
+    if isinstance(spec, str):
+        spec = parse_sink_spec(spec)
+    return _SCHEMES[spec.scheme].factory(spec.arg)
+
+
+register_sink("jsonl", open_jsonl, usage="jsonl:PATH",
+              help="append one JSON document per line to PATH (created if missing)")
+register_sink("stdout", open_stdout, usage="stdout",
+              help="write one JSON document per line to standard output")
