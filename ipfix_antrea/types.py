@@ -282,6 +282,8 @@ class _DateTime(DataType):
         self.natural_length = 4 if per_second == 1 else 8
         self.per_second = per_second
         self.ntp = ntp
+        # RFC 7011 §6.1.9: the 11 lowest bits of a dateTimeMicroseconds fraction are ignored.
+        self.fraction_mask = 0xFFFFF800 if per_second == 1_000_000 else 0xFFFFFFFF
         self.to_json = _renderer(per_second, digits)
 
     def unpack_format(self, length: int) -> str:
@@ -291,10 +293,11 @@ class _DateTime(DataType):
         if not self.ntp:
             return None
         unit = self.per_second
+        mask = self.fraction_mask
 
         def from_ntp(raw: int) -> int:
             seconds = (raw >> 32) - NTP_EPOCH_OFFSET
-            return seconds * unit + (((raw & 0xFFFFFFFF) * unit + 0x80000000) >> 32)
+            return seconds * unit + (((raw & mask) * unit + 0x80000000) >> 32)
         return from_ntp
 
     def to_units(self, value: Any) -> int:
@@ -313,7 +316,11 @@ class _DateTime(DataType):
         units = self.to_units(value)
         if self.ntp:
             seconds, sub = divmod(units, self.per_second)
-            fraction = (sub * (1 << 32) + self.per_second // 2) // self.per_second
+            # Round up, to the resolution the type keeps: decoders that truncate and decoders
+            # that round both read back the same value.
+            fraction = -(-(sub << 32) // self.per_second)
+            step = (~self.fraction_mask & 0xFFFFFFFF) + 1
+            fraction = -(-fraction // step) * step
             ntp_seconds = seconds + NTP_EPOCH_OFFSET
             if not 0 <= ntp_seconds < (1 << 32):
                 raise ValueError(f"{value!r} is outside the NTP era 0 (1900-2036)")
