@@ -22,7 +22,7 @@ from typing import Any
 
 from .errors import DecodeError
 from .registry import InformationElement
-from .types import DataType, data_type
+from .types import INLINE_NAMES, DataType, data_type
 from .wire import VARIABLE_LENGTH
 
 RecordDecoder = Callable[[bytes, int, int, Any], tuple[tuple[Any, ...], int]]
@@ -120,13 +120,19 @@ def _compile(fields: tuple[FieldSpec, ...]) -> tuple[RecordDecoder, Callable[...
     """Generates the record decoder and the to_dict function of a field list."""
     from .structured import decode_structured  # structured imports this module
 
-    namespace: dict[str, Any] = {"_overrun": _overrun, "_decode_structured": decode_structured}
+    namespace: dict[str, Any] = {"_overrun": _overrun, "_decode_structured": decode_structured,
+                                 **INLINE_NAMES}
     body: list[str] = []
-    results: list[str] = []
+    results: list[tuple[str, str]] = []  # per field: (fast, safe) expression of its value
     run: list[tuple[int, str]] = []  # (field index, struct format) of the pending fixed run
 
     def flush_run() -> None:
         if not run:
+            return
+        if len(run) == 1 and run[0][1] == "B":  # a lone octet between variable-length fields
+            body.append(f"    v{run[0][0]} = buf[off]")
+            body.append("    off += 1")
+            run.clear()
             return
         packer = struct.Struct(">" + "".join(fmt for _, fmt in run))
         name = f"_unpack{len(namespace)}"
@@ -159,41 +165,67 @@ def _compile(fields: tuple[FieldSpec, ...]) -> tuple[RecordDecoder, Callable[...
             run.append((index, dtype.unpack_format(spec.length)))
         if dtype.structured:
             namespace[f"_spec{index}"] = spec
-            results.append(f"_decode_structured(_spec{index}, {var}, ctx)")
+            expression = f"_decode_structured(_spec{index}, {var}, ctx)"
+            results.append((expression, expression))
             continue
         convert = dtype.converter(spec.length)
         inline = dtype.inline(spec.length)
         if convert is None:
-            results.append(var)
+            results.append((var, var))
         elif inline is not None:
-            results.append(inline.format(var))
+            results.append((inline[0].format(var), inline[1].format(var)))
         else:
             namespace[f"_conv{index}"] = convert
-            results.append(f"_conv{index}({var})")
+            results.append((f"_conv{index}({var})", f"_conv{index}({var})"))
     flush_run()
+
+    def values(which: int) -> str:
+        items = [r[which] for r in results]
+        return f"({', '.join(items)}{',' if len(items) == 1 else ''})"
 
     source = ["def decode(buf, off, end, ctx):", *body,
               "    if off > end:",
-              "        raise _overrun(off, end)",
-              f"    return ({', '.join(results)}{',' if len(results) == 1 else ''}), off",
-              "",
-              "def to_dict(values):",
-              "    return {" + ", ".join(_dict_items(fields, namespace)) + "}"]
+              "        raise _overrun(off, end)"]
+    if values(0) == values(1):
+        source.append(f"    return {values(0)}, off")
+    else:  # strings decode fast as strict UTF-8; invalid bytes take the replacing path
+        source += ["    try:",
+                   f"        return {values(0)}, off",
+                   "    except UnicodeDecodeError:",
+                   f"        return {values(1)}, off"]
+    source += ["", *_to_dict_source(fields, namespace)]
     exec(compile("\n".join(source), f"<ipfix template of {len(fields)} fields>", "exec"), namespace)
     return namespace["decode"], namespace["to_dict"]
 
 
-def _dict_items(fields: tuple[FieldSpec, ...], namespace: dict[str, Any]) -> list[str]:
-    """The ``key: value`` items of to_dict; an element that repeats gets a list of its values."""
+def _to_dict_source(fields: tuple[FieldSpec, ...], namespace: dict[str, Any]) -> list[str]:
+    """The source of to_dict: the field dict, JSON-rendered; a repeated element gets a list.
+
+    Most fields are JSON already, so the dict is zipped from the names and only the fields that
+    need rendering (or repeat) are overwritten; templates where most fields need work get one
+    dict display instead.
+    """
     by_name: dict[str, list[str]] = {}
     for index, spec in enumerate(fields):
         dtype = spec.dtype
         value = f"values[{index}]"
         if dtype.structured:
             value = f"{value}.to_json()"
+        elif dtype.json_inline() is not None:
+            value = dtype.json_inline().format(value)  # type: ignore[union-attr]
         elif dtype.to_json is not None:
             namespace[f"_json{index}"] = dtype.to_json
             value = f"_json{index}({value})"
         by_name.setdefault(spec.name, []).append(value)
-    return [f"{name!r}: {vals[0] if len(vals) == 1 else '[' + ', '.join(vals) + ']'}"
-            for name, vals in by_name.items()]
+    rendered = {name: vals[0] if len(vals) == 1 else "[" + ", ".join(vals) + "]"
+                for name, vals in by_name.items()}
+    plain = {name for name, vals in by_name.items()
+             if len(vals) == 1 and vals[0].startswith("values[") and vals[0].endswith("]")}
+    if len(plain) * 4 < len(fields) * 3:
+        return ["def to_dict(values):",
+                "    return {" + ", ".join(f"{k!r}: {v}" for k, v in rendered.items()) + "}"]
+    namespace["_names"] = tuple(spec.name for spec in fields)
+    return ["def to_dict(values):",
+            "    d = dict(zip(_names, values))",
+            *[f"    d[{k!r}] = {v}" for k, v in rendered.items() if k not in plain],
+            "    return d"]

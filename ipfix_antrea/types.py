@@ -51,9 +51,15 @@ class DataType:
         """Turns the unpacked value into the Python value; ``None`` means identity."""
         return None
 
-    def inline(self, length: int) -> str | None:
-        """The converter as a Python expression of ``{}`` for compiled decoders to inline, when a
-        builtin does the job (saves a function call per field); ``None`` otherwise."""
+    def inline(self, length: int) -> tuple[str, str] | None:
+        """The converter as Python expressions of ``{}`` for compiled decoders to inline (saves
+        a function call per field): a fast form, and a safe form that the decoder falls back to
+        when the fast one raises UnicodeDecodeError. Names they use are in ``INLINE_NAMES``.
+        ``None``: call :meth:`converter` instead."""
+        return None
+
+    def json_inline(self) -> str | None:
+        """``to_json`` as an inline expression of ``{}`` (names in ``INLINE_NAMES``), or None."""
         return None
 
     def encode(self, value: Any, length: int) -> bytes:
@@ -179,15 +185,34 @@ def _ipv6(raw: bytes) -> str:
     return socket.inet_ntop(socket.AF_INET6, raw)
 
 
+# Flow records repeat the same few addresses (pods, nodes, services): remember their text.
+_IPV4_TEXT: dict[bytes, str] = {}
+
+
+def _ipv4(raw: bytes) -> str:
+    text = _IPV4_TEXT.get(raw)
+    if text is None:
+        if len(_IPV4_TEXT) >= 65536:
+            _IPV4_TEXT.clear()
+        text = _IPV4_TEXT[raw] = socket.inet_ntoa(raw)
+    return text
+
+
 class _Address(DataType):
     def __init__(self, name: str, length: int):
         self.name = name
         self.natural_length = length
-        self._convert: Converter = socket.inet_ntoa if length == 4 else _ipv6
+        self._convert: Converter = _ipv4 if length == 4 else _ipv6
         self._parse = ipaddress.IPv4Address if length == 4 else ipaddress.IPv6Address
 
     def converter(self, length: int) -> Converter | None:
         return self._convert
+
+    def inline(self, length: int) -> tuple[str, str] | None:
+        if length != 4:
+            return None
+        expression = "(_ipv4_text({0}) or _ipv4({0}))"
+        return expression, expression
 
     def encode(self, value: Any, length: int) -> bytes:
         if isinstance(value, bytes) and len(value) == length:
@@ -213,8 +238,10 @@ class _String(DataType):
     def converter(self, length: int) -> Converter | None:
         return _utf8 if length == 65535 else _utf8_fixed
 
-    def inline(self, length: int) -> str | None:
-        return "str({}, 'utf-8', 'replace')" if length == 65535 else None
+    def inline(self, length: int) -> tuple[str, str] | None:
+        if length != 65535:
+            return None
+        return "{}.decode()", "str({}, 'utf-8', 'replace')"
 
     def decode(self, raw: bytes) -> Any:
         return _utf8(raw)
@@ -247,6 +274,7 @@ class _OctetArray(DataType):
 
 
 _ISO_CACHE: dict[int, str] = {}
+_ISO_SECONDS: dict[int, str] = {}  # complete dateTimeSeconds renderings, "Z" included
 
 
 def _iso(seconds: int, fraction: str) -> str:
@@ -262,11 +290,23 @@ def _iso(seconds: int, fraction: str) -> str:
     return text + fraction + "Z"
 
 
+def _render_seconds(value: int) -> str | int:
+    try:
+        text = _iso(value, "")
+    except (OverflowError, OSError, ValueError):
+        return value
+    if len(_ISO_SECONDS) >= 4096:
+        _ISO_SECONDS.clear()
+    _ISO_SECONDS[value] = text
+    return text
+
+
 def _renderer(per_second: int, digits: int) -> Converter:
+    if per_second == 1:
+        return _render_seconds
+
     def render(value: int) -> str | int:
         try:
-            if per_second == 1:
-                return _iso(value, "")
             seconds, sub = divmod(value, per_second)
             return _iso(seconds, "." + str(sub).zfill(digits))
         except (OverflowError, OSError, ValueError):
@@ -288,6 +328,11 @@ class _DateTime(DataType):
 
     def unpack_format(self, length: int) -> str:
         return "I" if length == 4 else "Q"
+
+    def json_inline(self) -> str | None:
+        if self.per_second != 1:
+            return None
+        return "(_iso_seconds({0}) or _render_seconds({0}))"
 
     def converter(self, length: int) -> Converter | None:
         if not self.ntp:
@@ -370,6 +415,15 @@ DATA_TYPES: dict[str, DataType] = {
         _Structured("subTemplateList"),
         _Structured("subTemplateMultiList"),
     )
+}
+
+
+#: The names that the inline expressions of DataType.inline and json_inline refer to.
+INLINE_NAMES: dict[str, Any] = {
+    "_ipv4_text": _IPV4_TEXT.get,
+    "_ipv4": _ipv4,
+    "_iso_seconds": _ISO_SECONDS.get,
+    "_render_seconds": _render_seconds,
 }
 
 

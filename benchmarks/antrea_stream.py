@@ -1,0 +1,380 @@
+"""A deterministic IPFIX stream shaped like Antrea's Flow Aggregator output.
+
+The template is the Flow Aggregator's IPv4 template at Antrea HEAD in Aggregate mode (the default)
+with the default record contents (Kubernetes names on, UIDs off): 70 information elements in the
+order the Flow Aggregator's IPFIX exporter writes them (shared/docs/antrea-facts.md, section 1.4).
+`FA_AGGREGATE_IPV4` below is the only place that order is written down.
+
+Record values are made up but shaped like a real cluster's: Deployment Pods with ReplicaSet-hash
+names of about 40 characters, namespaces of about 10, Node names of about 20, Services with named
+ports, label JSON, policy names on some flows, a cluster UUID. They come from a seeded
+`random.Random`, so a given (n_records, seed) always yields the same records and the same bytes.
+The addresses are data values only: nothing here touches a network.
+
+The records are encoded with the library's own `Encoder`, packed like the Flow Aggregator's buffered
+exporter does: many records of one template per message, up to the maximum message size (65535 for
+TCP; `UDP_MESSAGE_SIZE` for a 1500-byte-MTU UDP path), with the template in its own first message.
+
+Importable by tests and benchmarks (`fa_template_fields()`, `fa_records()`, `fa_stream()`), and
+runnable to write a stream to a file:
+
+    python benchmarks/antrea_stream.py --records 1000 --out fa.ipfix
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import uuid
+from typing import NamedTuple
+
+__all__ = [
+    "ANTREA_PEN",
+    "EXPORT_TIME",
+    "FA_AGGREGATE_IPV4",
+    "FA_TEMPLATE_ID",
+    "REVERSE_PEN",
+    "TCP_MESSAGE_SIZE",
+    "UDP_MESSAGE_SIZE",
+    "Element",
+    "cluster_id",
+    "fa_messages",
+    "fa_records",
+    "fa_stream",
+    "fa_template_elements",
+    "fa_template_fields",
+    "fnv1_32",
+]
+
+ANTREA_PEN = 56506  # IANA-assigned to Antrea (antrea-facts 1.1)
+REVERSE_PEN = 29305  # RFC 5103 reverse information elements
+FA_TEMPLATE_ID = 256  # the FA's IPv4 template id (antrea-facts 2.2)
+TCP_MESSAGE_SIZE = 65535  # RFC 7011 maximum message size; the FA's TCP cap
+UDP_MESSAGE_SIZE = 1472  # 1500-byte MTU - 20 (IPv4) - 8 (UDP)
+EXPORT_TIME = 1_767_225_600  # 2026-01-01T00:00:00Z: fixed, so streams are byte-for-byte stable
+
+
+class Element(NamedTuple):
+    name: str
+    enterprise: int
+    element_id: int
+    data_type: str
+
+
+_E = Element
+_A = ANTREA_PEN
+_R = REVERSE_PEN
+
+# Flow Aggregator HEAD, Aggregate mode, IPv4, includeK8sNames=true, includeK8sUIDs=false.
+FA_AGGREGATE_IPV4: tuple[Element, ...] = (
+    # 1. common IANA prefix, then the IPv4 address pair
+    _E("flowStartSeconds", 0, 150, "dateTimeSeconds"),
+    _E("flowEndSeconds", 0, 151, "dateTimeSeconds"),
+    _E("flowEndReason", 0, 136, "unsigned8"),
+    _E("sourceTransportPort", 0, 7, "unsigned16"),
+    _E("destinationTransportPort", 0, 11, "unsigned16"),
+    _E("protocolIdentifier", 0, 4, "unsigned8"),
+    _E("packetTotalCount", 0, 86, "unsigned64"),
+    _E("octetTotalCount", 0, 85, "unsigned64"),
+    _E("packetDeltaCount", 0, 2, "unsigned64"),
+    _E("octetDeltaCount", 0, 1, "unsigned64"),
+    _E("sourceIPv4Address", 0, 8, "ipv4Address"),
+    _E("destinationIPv4Address", 0, 12, "ipv4Address"),
+    # the 4 RFC 5103 reverse counters Antrea sends
+    _E("reversePacketTotalCount", _R, 86, "unsigned64"),
+    _E("reverseOctetTotalCount", _R, 85, "unsigned64"),
+    _E("reversePacketDeltaCount", _R, 2, "unsigned64"),
+    _E("reverseOctetDeltaCount", _R, 1, "unsigned64"),
+    # 2. Antrea elements (the Agent's HEAD list), then the FA's order of the IPv4 trio
+    _E("sourcePodName", _A, 101, "string"),
+    _E("sourcePodNamespace", _A, 100, "string"),
+    _E("sourceNodeName", _A, 104, "string"),
+    _E("destinationPodName", _A, 103, "string"),
+    _E("destinationPodNamespace", _A, 102, "string"),
+    _E("destinationNodeName", _A, 105, "string"),
+    _E("destinationServicePort", _A, 108, "unsigned16"),
+    _E("destinationServicePortName", _A, 109, "string"),
+    _E("ingressNetworkPolicyName", _A, 110, "string"),
+    _E("ingressNetworkPolicyNamespace", _A, 111, "string"),
+    _E("ingressNetworkPolicyType", _A, 115, "unsigned8"),
+    _E("ingressNetworkPolicyRuleName", _A, 141, "string"),
+    _E("ingressNetworkPolicyRuleAction", _A, 139, "unsigned8"),
+    _E("egressNetworkPolicyName", _A, 112, "string"),
+    _E("egressNetworkPolicyNamespace", _A, 113, "string"),
+    _E("egressNetworkPolicyType", _A, 118, "unsigned8"),
+    _E("egressNetworkPolicyRuleName", _A, 142, "string"),
+    _E("egressNetworkPolicyRuleAction", _A, 140, "unsigned8"),
+    _E("tcpState", _A, 136, "string"),
+    _E("flowType", _A, 137, "unsigned8"),
+    _E("egressName", _A, 153, "string"),
+    _E("egressIP", _A, 154, "string"),
+    _E("egressNodeName", _A, 157, "string"),
+    _E("proxySnatPort", _A, 172, "unsigned16"),
+    _E("proxySnatIPv4", _A, 170, "ipv4Address"),
+    _E("destinationClusterIPv4", _A, 106, "ipv4Address"),
+    _E("destinationServiceIPv4", _A, 168, "ipv4Address"),
+    # 3. Aggregate mode: the 16 per-Node counters, source/destination interleaved
+    _E("octetDeltaCountFromSourceNode", _A, 123, "unsigned64"),
+    _E("octetDeltaCountFromDestinationNode", _A, 131, "unsigned64"),
+    _E("octetTotalCountFromSourceNode", _A, 121, "unsigned64"),
+    _E("octetTotalCountFromDestinationNode", _A, 129, "unsigned64"),
+    _E("packetDeltaCountFromSourceNode", _A, 122, "unsigned64"),
+    _E("packetDeltaCountFromDestinationNode", _A, 130, "unsigned64"),
+    _E("packetTotalCountFromSourceNode", _A, 120, "unsigned64"),
+    _E("packetTotalCountFromDestinationNode", _A, 128, "unsigned64"),
+    _E("reverseOctetDeltaCountFromSourceNode", _A, 127, "unsigned64"),
+    _E("reverseOctetDeltaCountFromDestinationNode", _A, 135, "unsigned64"),
+    _E("reverseOctetTotalCountFromSourceNode", _A, 125, "unsigned64"),
+    _E("reverseOctetTotalCountFromDestinationNode", _A, 133, "unsigned64"),
+    _E("reversePacketDeltaCountFromSourceNode", _A, 126, "unsigned64"),
+    _E("reversePacketDeltaCountFromDestinationNode", _A, 134, "unsigned64"),
+    _E("reversePacketTotalCountFromSourceNode", _A, 124, "unsigned64"),
+    _E("reversePacketTotalCountFromDestinationNode", _A, 132, "unsigned64"),
+    _E("flowEndSecondsFromSourceNode", _A, 151, "dateTimeSeconds"),
+    _E("flowEndSecondsFromDestinationNode", _A, 152, "dateTimeSeconds"),
+    _E("throughput", _A, 145, "unsigned64"),
+    _E("throughputFromSourceNode", _A, 147, "unsigned64"),
+    _E("throughputFromDestinationNode", _A, 148, "unsigned64"),
+    _E("reverseThroughput", _A, 146, "unsigned64"),
+    _E("reverseThroughputFromSourceNode", _A, 149, "unsigned64"),
+    _E("reverseThroughputFromDestinationNode", _A, 150, "unsigned64"),
+    # 4. always present at HEAD
+    _E("sourcePodLabels", _A, 143, "string"),
+    _E("destinationPodLabels", _A, 144, "string"),
+    _E("clusterId", _A, 158, "string"),
+)
+del _E, _A, _R
+
+assert len(FA_AGGREGATE_IPV4) == 70
+assert len({e.name for e in FA_AGGREGATE_IPV4}) == 70
+
+
+def fa_template_elements() -> list[Element]:
+    """The 70 elements of the template, in wire order, with their numbers and types."""
+    return list(FA_AGGREGATE_IPV4)
+
+
+def fa_template_fields() -> list[str]:
+    """The 70 element names of the template, in wire order (what `Encoder.add_template` takes)."""
+    return [e.name for e in FA_AGGREGATE_IPV4]
+
+
+def fnv1_32(data: bytes) -> int:
+    """32-bit FNV-1 (not 1a), as Go's hash/fnv.New32: the FA derives its ODID from the cluster UUID."""
+    h = 0x811C9DC5
+    for b in data:
+        h = (h * 0x01000193) & 0xFFFFFFFF
+        h ^= b
+    return h
+
+
+# --- the made-up cluster -----------------------------------------------------------------------
+
+# (namespace, Deployment/Service name, container port, Service port name or "")
+_WORKLOADS = (
+    ("storefront", "frontend-web-storefront", 8080, "http"),
+    ("storefront", "recommendation-engine-v2", 8080, "http"),
+    ("storefront", "ad-service-backend-api", 9555, "grpc"),
+    ("payments", "checkout-payment-gateway", 8443, "https"),
+    ("payments", "currency-converter-api", 7000, "grpc"),
+    ("catalog-ns", "product-catalog-service", 3550, "grpc"),
+    ("catalog-ns", "inventory-sync-consumer", 8080, ""),
+    ("shipping", "shipping-quote-calculator", 50051, "grpc"),
+    ("shipping", "order-processing-worker", 8080, "http"),
+    ("identity", "user-session-cache-redis", 6379, "redis"),
+    ("identity", "account-profile-postgres", 5432, "postgres"),
+    ("monitoring", "prometheus-node-exporter", 9100, "metrics"),
+    ("kube-system", "coredns-cluster-resolver", 53, "dns"),
+    ("notify-svc", "notification-dispatcher", 8080, "http"),
+)
+_HASH_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # Kubernetes' SafeEncodeString alphabet
+_N_NODES = 12
+_TCP_STATES = ("ESTABLISHED", "ESTABLISHED", "ESTABLISHED", "TIME_WAIT")
+# (policy name, policy namespace, type, rule name): type 1 = K8s NetworkPolicy (no rule names),
+# 2 = Antrea NetworkPolicy, 3 = Antrea ClusterNetworkPolicy (no namespace)
+_POLICIES = (
+    ("allow-frontend-to-backends", "storefront", 1, ""),
+    ("payments-ingress-allowlist", "payments", 2, "allow-checkout-https"),
+    ("default-deny-cross-namespace", "", 3, "ingress-from-same-ns"),
+    ("catalog-readers", "catalog-ns", 1, ""),
+    ("egress-to-identity-stores", "identity", 2, "allow-db-clients"),
+)
+
+
+class _Pod(NamedTuple):
+    name: str
+    namespace: str
+    node: int
+    ip: str
+    labels: str
+
+
+class _Cluster:
+    def __init__(self, rng: random.Random) -> None:
+        self.cluster_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
+        self.nodes = [f"prod-worker-pool-{'abc'[i % 3]}-{i:03d}" for i in range(_N_NODES)]
+        self.services = []  # (namespace, name, cluster IP, port, port-name text, backend pods)
+        self.pods: list[_Pod] = []
+        host = [2] * _N_NODES
+        for w, (ns, app, port, port_name) in enumerate(_WORKLOADS):
+            rs_hash = "".join(rng.choice(_HASH_ALPHABET) for _ in range(rng.choice((9, 10))))
+            labels = {"app": app, "pod-template-hash": rs_hash}
+            if rng.random() < 0.5:
+                labels["tier"] = rng.choice(("web", "backend", "data"))
+            if rng.random() < 0.5:
+                labels["version"] = f"v{rng.randint(1, 4)}.{rng.randint(0, 20)}.{rng.randint(0, 9)}"
+            label_json = json.dumps(labels, sort_keys=True, separators=(",", ":"))
+            backends = []
+            for _ in range(rng.randint(2, 5)):
+                node = rng.randrange(_N_NODES)
+                suffix = "".join(rng.choice(_HASH_ALPHABET) for _ in range(5))
+                pod = _Pod(f"{app}-{rs_hash}-{suffix}", ns, node, f"10.244.{node}.{host[node]}", label_json)
+                host[node] += 1
+                backends.append(pod)
+                self.pods.append(pod)
+            svc_port_name = f"{ns}/{app}:{port_name}" if port_name else f"{ns}/{app}"
+            self.services.append((ns, app, f"10.96.{w // 8}.{10 + w * 7}", port, svc_port_name, backends))
+
+
+def fa_records(n_records: int, seed: int = 1) -> list[tuple]:
+    """`n_records` Flow Aggregator records as tuples in template order (`fa_template_fields()`).
+
+    Values are Python values as the library's `Encoder` takes them: ints (timestamps as seconds
+    since 1970), str for addresses and strings.
+    """
+    rng = random.Random(seed)
+    cluster = _Cluster(rng)
+    nodes = cluster.nodes
+    pods = cluster.pods
+    services = cluster.services
+    records = []
+    for _ in range(n_records):
+        src = rng.choice(pods)
+        kind = rng.random()
+        if kind < 0.6:  # Pod to Service
+            _ns, _app, cluster_ip, port, port_name, backends = rng.choice(services)
+            dst = rng.choice(backends)
+            dst_ip, dst_port, svc_port, svc_port_name, svc_ip = dst.ip, port, port, port_name, cluster_ip
+            dst_name, dst_ns, dst_node, dst_labels = dst.name, dst.namespace, nodes[dst.node], dst.labels
+            flow_type = 1 if dst.node == src.node else 2
+            proto = 17 if port == 53 else 6
+        elif kind < 0.85:  # Pod to Pod
+            dst = rng.choice(pods)
+            dst_ip, dst_port, svc_port, svc_port_name, svc_ip = dst.ip, rng.choice((8080, 9090, 443)), 0, "", "0.0.0.0"
+            dst_name, dst_ns, dst_node, dst_labels = dst.name, dst.namespace, nodes[dst.node], dst.labels
+            flow_type = 1 if dst.node == src.node else 2
+            proto = 6
+        else:  # Pod to external
+            dst_ip = f"10.{rng.randint(100, 120)}.{rng.randint(0, 255)}.{rng.randint(1, 254)}"
+            dst_port, svc_port, svc_port_name, svc_ip = rng.choice((443, 443, 80, 5432)), 0, "", "0.0.0.0"
+            dst_name = dst_ns = dst_node = dst_labels = ""
+            flow_type = 3
+            proto = 6
+        if rng.random() < 0.55:
+            in_pol, in_ns, in_type, in_rule = rng.choice(_POLICIES)
+            in_action = 1
+        else:
+            in_pol, in_ns, in_type, in_rule, in_action = "", "", 0, "", 0
+        if rng.random() < 0.3:
+            eg_pol, eg_ns, eg_type, eg_rule = rng.choice(_POLICIES)
+            eg_action = 1
+        else:
+            eg_pol, eg_ns, eg_type, eg_rule, eg_action = "", "", 0, "", 0
+        if flow_type == 3 and rng.random() < 0.5:
+            egress_name, egress_ip, egress_node = "egress-prod-static", "10.10.0.5", nodes[0]
+        else:
+            egress_name = egress_ip = egress_node = ""
+
+        end = EXPORT_TIME - rng.randint(0, 59)
+        start = end - rng.randint(1, 3600)
+        interval = rng.randint(1, 60)
+        pkts = rng.randint(10, 2_000_000)
+        octs = pkts * rng.randint(60, 1400)
+        rpkts = rng.randint(5, 2_000_000)
+        rocts = rpkts * rng.randint(60, 1400)
+        dpkts = rng.randint(0, min(pkts, 50_000))
+        docts = dpkts * rng.randint(60, 1400)
+        rdpkts = rng.randint(0, min(rpkts, 50_000))
+        rdocts = rdpkts * rng.randint(60, 1400)
+        if proto == 6:
+            tcp_state = rng.choice(_TCP_STATES)
+            flow_end_reason = 3 if tcp_state == "TIME_WAIT" else 2
+        else:
+            tcp_state, flow_end_reason = "", rng.choice((1, 2))
+        thr = docts * 8 // interval
+        rthr = rdocts * 8 // interval
+        records.append((
+            start, end, flow_end_reason, rng.randint(32768, 60999), dst_port, proto,
+            pkts, octs, dpkts, docts, src.ip, dst_ip,
+            rpkts, rocts, rdpkts, rdocts,
+            src.name, src.namespace, nodes[src.node], dst_name, dst_ns, dst_node,
+            svc_port, svc_port_name,
+            in_pol, in_ns, in_type, in_rule, in_action,
+            eg_pol, eg_ns, eg_type, eg_rule, eg_action,
+            tcp_state, flow_type, egress_name, egress_ip, egress_node,
+            0, "0.0.0.0", svc_ip, svc_ip,
+            docts, docts, octs, octs, dpkts, dpkts, pkts, pkts,
+            rdocts, rdocts, rocts, rocts, rdpkts, rdpkts, rpkts, rpkts,
+            end, end - rng.randint(0, 1),
+            thr, thr, thr, rthr, rthr, rthr,
+            src.labels, dst_labels, cluster.cluster_id,
+        ))
+    return records
+
+
+def cluster_id(seed: int = 1) -> str:
+    """The cluster UUID text carried in `clusterId` by the records of `fa_records(n, seed)`."""
+    return _Cluster(random.Random(seed)).cluster_id
+
+
+def fa_messages(
+    n_records: int,
+    seed: int = 1,
+    max_message_size: int = TCP_MESSAGE_SIZE,
+    records: list[tuple] | None = None,
+) -> list[bytes]:
+    """The template message, then data messages packing `n_records` records up to `max_message_size`."""
+    from ipfix_antrea import Encoder
+
+    if records is None:
+        records = fa_records(n_records, seed)
+    odid = fnv1_32(uuid.UUID(cluster_id(seed)).bytes)
+    enc = Encoder(
+        observation_domain_id=odid,
+        max_message_size=max_message_size,
+        export_time=lambda: EXPORT_TIME,
+    )
+    enc.add_template(FA_TEMPLATE_ID, fa_template_fields())
+    return [*enc.template_messages(), *enc.encode(FA_TEMPLATE_ID, records)]
+
+
+def fa_stream(
+    n_records: int,
+    seed: int = 1,
+    max_message_size: int = TCP_MESSAGE_SIZE,
+    records: list[tuple] | None = None,
+) -> bytes:
+    """`fa_messages(...)` concatenated: the bytes a collector reads from one TCP connection."""
+    return b"".join(fa_messages(n_records, seed, max_message_size, records))
+
+
+def _main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description="Write a Flow-Aggregator-shaped IPFIX stream to a file.")
+    p.add_argument("--records", type=int, default=1000)
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--max-message-size", type=int, default=TCP_MESSAGE_SIZE)
+    p.add_argument("--out", required=True, help="output file (concatenated IPFIX messages, RFC 5655 style)")
+    args = p.parse_args(argv)
+    msgs = fa_messages(args.records, args.seed, args.max_message_size)
+    with open(args.out, "wb") as f:
+        f.writelines(msgs)
+    print(f"{args.out}: {args.records} records in {len(msgs)} messages, {sum(map(len, msgs))} bytes")
+
+
+if __name__ == "__main__":
+    import os
+    import sys
+
+    sys.path.insert(1, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the in-tree library
+    _main()
