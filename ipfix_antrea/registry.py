@@ -37,6 +37,8 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import TextIO
 
+from .types import DATA_TYPES
+
 __all__ = [
     "ABSTRACT_TYPES",
     "ANTREA_ENTERPRISE",
@@ -59,33 +61,7 @@ ANTREA_ENTERPRISE = 56506
 ANTREA_LEGACY_ENTERPRISE = 55829
 
 #: The abstract data types of RFC 7011 section 6.1 plus the structured types of RFC 6313.
-ABSTRACT_TYPES: frozenset[str] = frozenset(
-    {
-        "octetArray",
-        "unsigned8",
-        "unsigned16",
-        "unsigned32",
-        "unsigned64",
-        "signed8",
-        "signed16",
-        "signed32",
-        "signed64",
-        "float32",
-        "float64",
-        "boolean",
-        "macAddress",
-        "string",
-        "dateTimeSeconds",
-        "dateTimeMilliseconds",
-        "dateTimeMicroseconds",
-        "dateTimeNanoseconds",
-        "ipv4Address",
-        "ipv6Address",
-        "basicList",
-        "subTemplateList",
-        "subTemplateMultiList",
-    }
-)
+ABSTRACT_TYPES: frozenset[str] = frozenset(DATA_TYPES)
 
 # RFC 5103 section 6.1: these IANA elements describe the exporting or metering process, the
 # template or the record itself rather than one direction of the traffic, so they "are not
