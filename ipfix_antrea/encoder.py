@@ -55,7 +55,7 @@ class Encoder:
         self.sequence_number = 0
         self._templates: dict[int, Template] = {}
 
-    # The structured-data encoder resolves sub-templates through this (ListContext protocol).
+    # The structured-data encoder resolves sub-templates through this (TemplateLookup).
     def template(self, template_id: int) -> Template | None:
         """The template with this id, if added."""
         return self._templates.get(template_id)

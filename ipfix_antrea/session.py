@@ -87,10 +87,11 @@ class _HeldSet:
 class _ListContext:
     """Resolves the templates that RFC 6313 lists refer to, within one domain."""
 
-    __slots__ = ("registry", "_templates", "_domain")
+    __slots__ = ("registry", "depth", "_templates", "_domain")
 
     def __init__(self, session: Session, domain: int):
         self.registry = session.registry
+        self.depth = 0
         self._templates = session._templates
         self._domain = domain
 

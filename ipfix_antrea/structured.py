@@ -32,13 +32,24 @@ if TYPE_CHECKING:
 NONE_OF, EXACTLY_ONE_OF, ONE_OR_MORE_OF, ALL_OF, ORDERED, UNDEFINED = 0, 1, 2, 3, 4, 0xFF
 
 
-class ListContext(Protocol):
-    """What list decoding and encoding need from their surroundings."""
+#: Lists inside lists deeper than this are malformed: real exporters nest two or three levels,
+#: and a cap keeps a hostile message from exhausting the interpreter's stack.
+MAX_NESTING = 16
 
-    registry: Registry
+
+class TemplateLookup(Protocol):
+    """Where list encoding finds the templates that sub-template lists refer to."""
 
     def template(self, template_id: int) -> Template | None:
         """The template with this id in the current observation domain, if known."""
+
+
+class ListContext(TemplateLookup, Protocol):
+    """What list decoding needs from its surroundings."""
+
+    registry: Registry
+    #: How many lists enclose the one being decoded (decoding keeps it up to date).
+    depth: int
 
 
 @dataclass(eq=True)
@@ -112,6 +123,10 @@ def decode_value(spec: FieldSpec, raw: bytes, ctx: ListContext) -> Any:
 def decode_structured(spec: FieldSpec, content: bytes, ctx: ListContext) -> Any:
     """Decodes the content of a basicList, subTemplateList or subTemplateMultiList field."""
     kind = spec.wire_type
+    depth = ctx.depth
+    if depth >= MAX_NESTING:
+        raise DecodeError(f"lists nested more than {MAX_NESTING} deep")
+    ctx.depth = depth + 1
     try:
         if kind == "basicList":
             return _decode_basic_list(content, ctx)
@@ -136,6 +151,8 @@ def decode_structured(spec: FieldSpec, content: bytes, ctx: ListContext) -> Any:
         return SubTemplateMultiList(entries, semantic)
     except (ConstructError, IndexError) as exc:
         raise DecodeError(f"{kind} content is truncated ({exc.__class__.__name__})") from None
+    finally:
+        ctx.depth = depth
 
 
 def _template(ctx: ListContext, template_id: int) -> Template:
@@ -167,14 +184,16 @@ def _decode_basic_list(content: bytes, ctx: ListContext) -> BasicList:
             size, offset = _read_length(content, offset)
         else:
             size = spec.length
-        if offset + size > len(content) or size == 0 and not spec.is_variable:
+        if size == 0 and not spec.is_variable:
+            raise DecodeError("basicList of zero-length values", offset)
+        if offset + size > len(content):
             raise DecodeError("basicList value runs past the end of its list", offset)
         values.append(decode_value(spec, content[offset:offset + size], ctx))
         offset += size
     return BasicList(element, values, header.semantic, ident.length)
 
 
-def encode_field(spec: FieldSpec, value: Any, ctx: ListContext) -> bytes:
+def encode_field(spec: FieldSpec, value: Any, ctx: TemplateLookup) -> bytes:
     """The wire bytes of one field, with the variable-length prefix when the field has one."""
     dtype = spec.dtype
     if dtype.structured:
@@ -192,7 +211,7 @@ def encode_field(spec: FieldSpec, value: Any, ctx: ListContext) -> bytes:
     return b"\xff" + len(raw).to_bytes(2, "big") + raw
 
 
-def _encode_records(template: Template, records: list[Any], ctx: ListContext) -> bytes:
+def _encode_records(template: Template, records: list[Any], ctx: TemplateLookup) -> bytes:
     from .record import values_in_order
     out = bytearray()
     for record in records:
@@ -201,14 +220,14 @@ def _encode_records(template: Template, records: list[Any], ctx: ListContext) ->
     return bytes(out)
 
 
-def _known(ctx: ListContext, template_id: int) -> Template:
+def _known(ctx: TemplateLookup, template_id: int) -> Template:
     template = ctx.template(template_id)
     if template is None:
         raise ValueError(f"list refers to template {template_id}, which this encoder lacks")
     return template
 
 
-def _encode_structured(value: Any, ctx: ListContext) -> bytes:
+def _encode_structured(value: Any, ctx: TemplateLookup) -> bytes:
     from .template import FieldSpec
     if isinstance(value, BasicList):
         element = value.element
