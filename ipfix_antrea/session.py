@@ -330,7 +330,7 @@ class Session:
                         out: list[Record]) -> None:
         decode = template.decode
         min_length = template.min_length
-        ctx = _ListContext(self, domain)
+        ctx = _ListContext(self, domain) if template.has_lists else None
         first = len(out)
         append = out.append
         try:

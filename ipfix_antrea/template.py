@@ -68,8 +68,8 @@ class FieldSpec:
 class Template:
     """A (data or options) template: its fields, and the code compiled to decode its records."""
 
-    __slots__ = ("template_id", "fields", "scope_count", "names", "min_length", "decode",
-                 "to_dict", "_positions")
+    __slots__ = ("template_id", "fields", "scope_count", "names", "min_length", "has_lists",
+                 "decode", "to_dict", "_positions")
 
     def __init__(self, template_id: int, fields: Sequence[FieldSpec], scope_count: int = 0):
         self.template_id = template_id
@@ -78,6 +78,8 @@ class Template:
         self.names: tuple[str, ...] = tuple(f.name for f in self.fields)
         #: The fewest octets one record can take (a variable-length field takes at least one).
         self.min_length = sum(1 if f.is_variable else f.length for f in self.fields)
+        #: Whether records hold RFC 6313 lists (their decoding needs a context).
+        self.has_lists = any(f.dtype.structured for f in self.fields)
         compiled = _compile(self.fields)
         #: ``decode(buf, offset, end, ctx) -> (values, new_offset)``; may raise DecodeError,
         #: struct.error or IndexError on truncated input (the session turns these into DecodeError).
@@ -147,20 +149,16 @@ def _compile(fields: tuple[FieldSpec, ...]) -> tuple[RecordDecoder, Callable[...
         var = f"v{index}"
         if spec.is_variable or dtype.structured:
             flush_run()
-            if spec.is_variable:
-                body += [
-                    f"    n = buf[off]",
-                    f"    if n < 255:",
-                    f"        off += 1",
-                    f"    else:",
-                    f"        n = (buf[off + 1] << 8) | buf[off + 2]",
-                    f"        off += 3",
-                ]
-                size = "n"
+            if spec.is_variable:  # RFC 7011 §7: one length octet, or 255 and two more
+                body += ["    n = buf[off]",
+                         "    if n == 255:",
+                         "        n = (buf[off + 1] << 8) | buf[off + 2]",
+                         "        off += 2",
+                         f"    {var} = buf[off + 1:off + 1 + n]",
+                         "    off += n + 1"]
             else:
-                size = str(spec.length)
-            body.append(f"    {var} = buf[off:off + {size}]")
-            body.append(f"    off += {size}")
+                body += [f"    {var} = buf[off:off + {spec.length}]",
+                         f"    off += {spec.length}"]
         else:
             run.append((index, dtype.unpack_format(spec.length)))
         if dtype.structured:
@@ -201,31 +199,24 @@ def _compile(fields: tuple[FieldSpec, ...]) -> tuple[RecordDecoder, Callable[...
 def _to_dict_source(fields: tuple[FieldSpec, ...], namespace: dict[str, Any]) -> list[str]:
     """The source of to_dict: the field dict, JSON-rendered; a repeated element gets a list.
 
-    Most fields are JSON already, so the dict is zipped from the names and only the fields that
-    need rendering (or repeat) are overwritten; templates where most fields need work get one
-    dict display instead.
+    Copying a prototype dict that already holds every key, then storing into it, costs half of
+    building a dict of that size from scratch (keys are hashed and laid out once, at compile
+    time), and keeps the keys in template order.
     """
     by_name: dict[str, list[str]] = {}
     for index, spec in enumerate(fields):
         dtype = spec.dtype
         value = f"values[{index}]"
+        inline = dtype.json_inline()
         if dtype.structured:
             value = f"{value}.to_json()"
-        elif dtype.json_inline() is not None:
-            value = dtype.json_inline().format(value)  # type: ignore[union-attr]
+        elif inline is not None:
+            value = inline.format(value)
         elif dtype.to_json is not None:
             namespace[f"_json{index}"] = dtype.to_json
             value = f"_json{index}({value})"
         by_name.setdefault(spec.name, []).append(value)
-    rendered = {name: vals[0] if len(vals) == 1 else "[" + ", ".join(vals) + "]"
-                for name, vals in by_name.items()}
-    plain = {name for name, vals in by_name.items()
-             if len(vals) == 1 and vals[0].startswith("values[") and vals[0].endswith("]")}
-    if len(plain) * 4 < len(fields) * 3:
-        return ["def to_dict(values):",
-                "    return {" + ", ".join(f"{k!r}: {v}" for k, v in rendered.items()) + "}"]
-    namespace["_names"] = tuple(spec.name for spec in fields)
-    return ["def to_dict(values):",
-            "    d = dict(zip(_names, values))",
-            *[f"    d[{k!r}] = {v}" for k, v in rendered.items() if k not in plain],
-            "    return d"]
+    namespace["_prototype"] = dict.fromkeys(by_name)
+    stores = [f"    d[{name!r}] = {vals[0] if len(vals) == 1 else '[' + ', '.join(vals) + ']'}"
+              for name, vals in by_name.items()]
+    return ["def to_dict(values):", "    d = _prototype.copy()", *stores, "    return d"]
