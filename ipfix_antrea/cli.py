@@ -23,6 +23,8 @@ from .document import to_document
 from .inputs import Input, InputError, input_schemes, open_input, parse_input_spec
 from .sinks import FanOut, Sink, SinkError, open_sink, parse_sink_spec, sink_schemes
 
+from .events import MalformedSet
+
 if TYPE_CHECKING:
     from ipfix_antrea import Event, Registry, SessionStats
 
@@ -37,6 +39,7 @@ EXIT_SINK_FAILED = 3
 EXIT_INTERRUPTED = 130
 
 DEFAULT_BATCH_SIZE = 500
+MAX_SET_ERRORS = 10  # malformed sets described on stderr per run; the summary counts them all
 
 
 def _epilog() -> str:
@@ -144,6 +147,7 @@ class RunSummary:
     sink_error: str | None = None
     interrupted: bool = False
     output_closed: bool = False
+    reported_sets: int = 0  # malformed sets shown on stderr (at most MAX_SET_ERRORS)
 
     def add_stats(self, stats: Iterable[SessionStats]) -> None:
         for one in stats:
@@ -218,9 +222,14 @@ def run(inputs: Sequence[Input], sink: Sink, *, batch_size: int = DEFAULT_BATCH_
                         for i in range(0, len(docs), batch_size):
                             sink.write(docs[i:i + batch_size])
                         summary.records += len(docs)
-                    if verbose:
-                        for ev in batch.events:
+                    for ev in batch.events:
+                        if verbose:
                             print(f"{PROG}: {batch.source}: {describe_event(ev)}", file=err)
+                        elif isinstance(ev, MalformedSet) and summary.reported_sets < MAX_SET_ERRORS:
+                            # Errors are shown without -v, but a flood of them is not.
+                            summary.reported_sets += 1
+                            print(f"{PROG}: error: {batch.source}: set {ev.set_id} of domain "
+                                  f"{ev.observation_domain_id}: {ev.error}", file=err)
                     if batch.error:
                         summary.input_errors.append(batch.error)
                         print(f"{PROG}: error: {batch.error}", file=err)

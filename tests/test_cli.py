@@ -411,3 +411,21 @@ def test_file_input_reports_stats_of_its_session(tmp_path):
     assert sum(len(b.records) for b in batches) == len(ROWS)
     (stats,) = inp.stats()
     assert stats.messages == 1 + len(ROWS)
+
+
+def test_malformed_set_is_described_on_stderr_and_good_sets_still_written(tmp_path, capsys):
+    # One message: a good data set, a set with a reserved id (4), a good data set.
+    enc = encoder()
+    good = enc.encode(256, ROWS[:1])[0]
+    data_set = good[16:]
+    body = data_set + b"\x00\x04\x00\x04" + data_set
+    message = good[:2] + (16 + len(body)).to_bytes(2, "big") + good[4:16] + body
+    src = write(tmp_path, "bad-set.ipfix", b"".join(enc.template_messages()) + message)
+    out = tmp_path / "out.jsonl"
+
+    status, err = run_cli(capsys, "-i", f"file:{src}", "-s", f"jsonl:{out}")
+
+    assert status == EXIT_INPUT_ERRORS
+    assert len(read_jsonl(out)) == 2
+    assert "error: file:" in err and "set 4 of domain 7: set id 4 is reserved" in err
+    assert "1 malformed sets" in err
