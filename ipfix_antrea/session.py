@@ -27,6 +27,7 @@ from . import events as ev
 from .errors import DecodeError
 from .record import Record
 from .registry import Registry, default_registry
+from .structured import UnknownSubTemplate
 from .template import FieldSpec, Template
 from .wire import (
     IPFIX_VERSION,
@@ -318,37 +319,51 @@ class Session:
                 and now - self._refreshed[key] > self.template_lifetime:
             self._expire(key)
             template = None
-        if template is None:
-            self._hold(_HeldSet(domain, template_id, message[start:end], export_time, sequence))
-            return False
-        self._decode_records(template, message, start, end, domain, export_time, sequence, base,
-                             out)
-        return True
+        if template is not None:
+            try:
+                self._decode_records(template, message, start, end, domain, export_time,
+                                     sequence, base, out)
+                return True
+            except UnknownSubTemplate:
+                pass  # held like a set without template, until the sub-template comes
+        self._hold(_HeldSet(domain, template_id, message[start:end], export_time, sequence))
+        return False
 
     def _decode_records(self, template: Template, message: bytes, pos: int, end: int,
                         domain: int, export_time: int, sequence: int, base: int,
                         out: list[Record]) -> None:
+        """Decodes the records of one data set into ``out``.
+
+        On a malformed record, the records before it are kept and DecodeError raised; on
+        UnknownSubTemplate none are kept, since the whole set will be decoded again later.
+        """
         decode = template.decode
         min_length = template.min_length
         ctx = _ListContext(self, domain) if template.has_lists else None
-        first = len(out)
-        append = out.append
+        decoded: list[Record] = []
+        append = decoded.append
         try:
             while end - pos >= min_length:
                 values, pos = decode(message, pos, end, ctx)
                 append(Record(template, values, domain, export_time, sequence))
+        except UnknownSubTemplate:
+            raise
         except (struct.error, IndexError):
+            self._keep(template, decoded, out)
             raise DecodeError(f"record of template {template.template_id} is truncated",
                               base + pos) from None
         except DecodeError as exc:
+            self._keep(template, decoded, out)
             raise DecodeError(f"template {template.template_id}: {exc.reason}",
                               base + pos) from None
-        finally:
-            count = len(out) - first
-            self.stats.records += count
-            if template.scope_count:
-                self.stats.options_records += count
+        self._keep(template, decoded, out)
         self._padding(message, pos, end, domain, template.template_id, base)
+
+    def _keep(self, template: Template, decoded: list[Record], out: list[Record]) -> None:
+        out += decoded
+        self.stats.records += len(decoded)
+        if template.scope_count:
+            self.stats.options_records += len(decoded)
 
     def _hold(self, held: _HeldSet) -> None:
         stats = self.stats
@@ -364,18 +379,22 @@ class Session:
             self._events.append(ev.PendingSetDropped(dropped.observation_domain_id,
                                                      dropped.template_id))
 
-    def _release_held(self, domain: int, template: Template, out: list[Record]) -> None:
-        waiting = [h for h in self._held
-                   if h.observation_domain_id == domain and h.template_id == template.template_id]
-        for held in waiting:
-            self._held.remove(held)
-            self._held_octets -= len(held.body)
-            self.stats.pending_decoded_sets += 1
+    def _release_held(self, domain: int, out: list[Record]) -> None:
+        """Decodes the held sets of ``domain`` whose templates (and sub-templates) are known."""
+        for held in [h for h in self._held if h.observation_domain_id == domain]:
+            template = self._templates.get((domain, held.template_id))
+            if template is None:
+                continue
             try:
                 self._decode_records(template, held.body, 0, len(held.body), domain,
                                      held.export_time, held.sequence_number, 0, out)
+            except UnknownSubTemplate:
+                continue  # a sub-template is still missing: keep waiting
             except DecodeError as exc:
                 self._malformed(domain, template.template_id, exc)
+            self._held.remove(held)
+            self._held_octets -= len(held.body)
+            self.stats.pending_decoded_sets += 1
 
     # -- templates ----------------------------------------------------------------------------
 
@@ -384,8 +403,10 @@ class Session:
         options = set_id == OPTIONS_TEMPLATE_SET_ID
         declaration = OptionsTemplateRecord if options else TemplateRecord
         pos = start
-        while end - pos >= 4 and any(message[pos:end]):  # what is left and all zero is padding
+        while end - pos >= 4:
             template_id = (message[pos] << 8) | message[pos + 1]
+            if template_id == 0 and not any(message[pos:end]):
+                break  # what is left is padding (RFC 7011 §3.3.1), however long
             try:
                 parsed: Any = declaration.parse(message[pos:end])
             except ConstructError:
@@ -442,7 +463,7 @@ class Session:
                 stats.invalid_field_lengths += 1
                 self._events.append(ev.InvalidFieldLength(domain, template.template_id,
                                                           spec.name, spec.length))
-        self._release_held(domain, template, out)
+        self._release_held(domain, out)
 
     def _withdraw(self, domain: int, template_id: int, options: bool) -> None:
         if template_id in (WITHDRAW_ALL_TEMPLATES_ID, WITHDRAW_ALL_OPTIONS_TEMPLATES_ID):

@@ -155,10 +155,19 @@ def decode_structured(spec: FieldSpec, content: bytes, ctx: ListContext) -> Any:
         ctx.depth = depth
 
 
+class UnknownSubTemplate(DecodeError):
+    """A list refers to a template its domain does not have, or not yet: over UDP the template
+    may still be on its way, so the session holds the data set rather than calling it bad."""
+
+    def __init__(self, template_id: int):
+        super().__init__(f"list refers to template {template_id}, which is not known")
+        self.template_id = template_id
+
+
 def _template(ctx: ListContext, template_id: int) -> Template:
     template = ctx.template(template_id)
     if template is None:
-        raise DecodeError(f"list refers to template {template_id}, which is not known")
+        raise UnknownSubTemplate(template_id)
     return template
 
 

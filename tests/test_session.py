@@ -414,3 +414,18 @@ def test_take_events_drains():
     s.feed(encoder().template_messages()[0])
     assert len(s.take_events()) == 1
     assert s.take_events() == []
+
+
+def test_data_set_waiting_for_a_sub_template_is_held_then_decoded():
+    from ipfix_antrea import SubTemplateList
+
+    enc = Encoder(1, export_time=lambda: 0)
+    enc.add_template(300, ["sourceIPv4Address"])
+    enc.add_template(301, ["subTemplateList"])
+    inner, outer = enc.template_messages([300]), enc.template_messages([301])
+    data = enc.encode(301, [(SubTemplateList(300, [("10.0.0.1",)]),)])
+    s = Session()
+    s.feed(b"".join(outer + data))  # the sub-template 300 is late (UDP reordering)
+    assert s.stats.malformed_sets == 0 and s.stats.missing_template_sets == 1
+    (record,) = s.feed(b"".join(inner))
+    assert record.to_dict() == {"subTemplateList": [{"sourceIPv4Address": "10.0.0.1"}]}
