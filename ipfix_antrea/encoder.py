@@ -41,19 +41,30 @@ class Encoder:
 
     ``export_time`` is a callable returning the export time in seconds (the clock by default);
     ``max_message_size`` caps each message (65535 for TCP; the path MTU less headers for UDP).
+
+    ``template_refresh`` makes :meth:`encode` send templates by itself: before their first use,
+    and again once that many seconds (of ``clock``) have passed since they were last sent, as
+    RFC 7011 §8.4 asks of UDP exporters (Antrea refreshes every 600 s). ``math.inf`` sends each
+    template once, as suits TCP. ``None``, the default, leaves it to the caller
+    (:meth:`template_messages`).
     """
 
     def __init__(self, observation_domain_id: int = 0, *, registry: Registry | None = None,
                  max_message_size: int = MAX_MESSAGE_LENGTH,
-                 export_time: Callable[[], int] | None = None):
+                 export_time: Callable[[], int] | None = None,
+                 template_refresh: float | None = None,
+                 clock: Callable[[], float] = time.monotonic):
         if not MESSAGE_HEADER_LENGTH + SET_HEADER_LENGTH < max_message_size <= MAX_MESSAGE_LENGTH:
             raise ValueError(f"max_message_size must be 21..{MAX_MESSAGE_LENGTH}")
         self.observation_domain_id = observation_domain_id
         self.registry = registry if registry is not None else default_registry()
         self.max_message_size = max_message_size
-        self._clock = export_time or (lambda: int(time.time()))
+        self.template_refresh = template_refresh
+        self._export_time = export_time or (lambda: int(time.time()))
+        self._clock = clock
         self.sequence_number = 0
         self._templates: dict[int, Template] = {}
+        self._sent: dict[int, float] = {}  # template id -> clock when it was last sent
 
     # The structured-data encoder resolves sub-templates through this (TemplateLookup).
     def template(self, template_id: int) -> Template | None:
@@ -84,13 +95,16 @@ class Encoder:
             raise ValueError(f"scope_count {scope_count} of {len(specs)} fields")
         template = Template(template_id, specs, scope_count)
         self._templates[template_id] = template
+        self._sent.pop(template_id, None)  # a new definition is due at once
         return template
 
     def template_messages(self, template_ids: Iterable[int] | None = None) -> list[bytes]:
         """Messages carrying the given templates (all by default), to send or re-send."""
         ids = list(self._templates) if template_ids is None else list(template_ids)
         units: list[tuple[int, bytes]] = []
+        now = self._clock()
         for template_id in ids:
+            self._sent[template_id] = now
             template = self._templates[template_id]
             set_id = OPTIONS_TEMPLATE_SET_ID if template.is_options else TEMPLATE_SET_ID
             units.append((set_id, _template_record(template)))
@@ -99,6 +113,7 @@ class Encoder:
     def withdraw(self, template_id: int) -> bytes:
         """A withdrawal message for one template (RFC 7011 §8.1); the template is forgotten."""
         template = self._templates.pop(template_id)
+        self._sent.pop(template_id, None)
         if template.is_options:
             body = OptionsTemplateRecord.build({"template_id": template_id, "field_count": 0,
                                                 "scope_field_count": None, "fields": []})
@@ -114,9 +129,19 @@ class Encoder:
                         for spec, value in zip(template.fields, values))
 
     def encode(self, template_id: int, records: Iterable[RecordLike]) -> list[bytes]:
-        """Messages carrying ``records`` in data sets of ``template_id``, split at the size cap."""
+        """Messages carrying ``records`` in data sets of ``template_id``, split at the size cap;
+        preceded by template messages when ``template_refresh`` says they are due."""
         encoded = [self.encode_record(template_id, r) for r in records]
-        return self._pack([(template_id, body) for body in encoded], count_records=True)
+        data = self._pack([(template_id, body) for body in encoded], count_records=True)
+        return self._due_templates() + data
+
+    def _due_templates(self) -> list[bytes]:
+        if self.template_refresh is None:
+            return []
+        now = self._clock()
+        due = [t for t in self._templates
+               if t not in self._sent or now - self._sent[t] >= self.template_refresh]
+        return self.template_messages(due) if due else []
 
     # -- message assembly ---------------------------------------------------------------------
 
@@ -152,7 +177,7 @@ class Encoder:
             for set_id, bodies in sets)
         header = MessageHeader.build({
             "length": MESSAGE_HEADER_LENGTH + len(payload),
-            "export_time": self._clock(),
+            "export_time": self._export_time(),
             "sequence_number": self.sequence_number,
             "observation_domain_id": self.observation_domain_id,
         })
