@@ -413,6 +413,7 @@ class Session:
                 self._forget(domain, template_id)  # an invalid redefinition must not leave the old
                 raise DecodeError(f"template {template_id} has more fields than fit its set",
                                   base + pos) from None
+            record_offset = base + pos
             pos += 4 + (2 if options and parsed.field_count else 0) + sum(
                 8 if f.enterprise is not None else 4 for f in parsed.fields)
             if parsed.field_count == 0:
@@ -420,18 +421,18 @@ class Session:
                 continue
             if template_id < MIN_DATA_SET_ID:
                 raise DecodeError(f"template id {template_id} is reserved (RFC 7011 §3.4.1)",
-                                  base + pos)
+                                  record_offset)
             scope = parsed.scope_field_count if options else 0
             if options and not 1 <= scope <= parsed.field_count:
                 self._forget(domain, template_id)
                 raise DecodeError(f"options template {template_id} has scope field count {scope}"
-                                  f" of {parsed.field_count} fields", base + pos)
+                                  f" of {parsed.field_count} fields", record_offset)
             fields = [FieldSpec(self.registry.lookup(f.enterprise or 0, f.id.element_id), f.length)
                       for f in parsed.fields]
             template = Template(template_id, fields, scope)
             if template.min_length == 0:
                 self._forget(domain, template_id)
-                raise DecodeError(f"template {template_id} describes empty records", base + pos)
+                raise DecodeError(f"template {template_id} describes empty records", record_offset)
             self._install(domain, template, now, out)
         self._padding(message, pos, end, domain, set_id, base)
 
