@@ -193,7 +193,6 @@ def test_registry_csv_names_extra_elements(tmp_path, capsys):
     assert "unknown element" not in err
 
 
-@pytest.mark.skipif(not CORPUS_SOFTFLOWD.exists(), reason="tests/data/corpus not copied yet")
 def test_softflowd_corpus_file_decodes_all_thirteen_records(tmp_path, capsys):
     # Three messages back to back; Logstash's own spec only decoded the first (7 records).
     out = tmp_path / "out.jsonl"
