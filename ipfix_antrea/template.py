@@ -5,7 +5,8 @@ slow for a collector. When a template arrives we instead generate one Python fun
 runs of fixed-length fields become a single precompiled ``struct.unpack_from`` call, each
 variable-length field a few lines that read its RFC 7011 §7 length prefix, and conversions
 (addresses to text, NTP timestamps to integers) are applied once the whole record is known to
-fit its set. ``to_dict`` is generated the same way, as one dict display with constant keys.
+fit its set. ``to_dict`` is generated too: it copies a prototype dict of the template's keys
+and stores the JSON-ready values into it.
 Compiled code is cached by field list, so the templates that every exporter re-sends (Antrea
 refreshes them every 600 s over UDP) are compiled once per process.
 
