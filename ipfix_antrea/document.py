@@ -19,40 +19,23 @@
 # (bytes/s, stateful per flow key). Dashboards that use those need that step too.
 from __future__ import annotations
 
-import time
-from datetime import UTC, datetime
-from functools import lru_cache
 from typing import TYPE_CHECKING
+
+from .types import data_type
+from .wire import IPFIX_VERSION
 
 if TYPE_CHECKING:
     from ipfix_antrea import Record
 
 __all__ = ["to_document", "logstash_timestamp"]
 
-IPFIX_VERSION = 10  # RFC 7011 §3.1: the message header's version number
+_MILLISECONDS = data_type("dateTimeMilliseconds").to_json
 
 
-@lru_cache(maxsize=256)
-def _iso_seconds(seconds: int) -> str:
-    # Records of one message share an export time, so the cache hit rate is high.
-    return time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(seconds))
-
-
-def logstash_timestamp(export_time: int | float | datetime) -> str:
-    """Export time as Logstash writes ``@timestamp``: ISO 8601 UTC, milliseconds, ``Z``.
-
-    ``export_time`` is the IPFIX header's export time: seconds since 1970 (RFC 7011 §3.1), or an
-    aware/naive-UTC `datetime`.
-    """
-    if isinstance(export_time, datetime):
-        if export_time.tzinfo is None:
-            export_time = export_time.replace(tzinfo=UTC)
-        utc = export_time.astimezone(UTC)
-        return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
-    if isinstance(export_time, float) and not export_time.is_integer():
-        millis = int(round(export_time * 1000))
-        return _iso_seconds(millis // 1000)[:-4] + f"{millis % 1000:03d}Z"
-    return _iso_seconds(int(export_time))
+def logstash_timestamp(export_time: int) -> str:
+    """Export time (seconds since 1970, RFC 7011 §3.1) as Logstash writes ``@timestamp``:
+    ISO 8601 UTC with milliseconds and ``Z``."""
+    return _MILLISECONDS(export_time * 1000)
 
 
 def to_document(record: Record, host: str | None = None) -> dict:

@@ -18,6 +18,7 @@ from .record import values_in_order
 from .registry import InformationElement, Registry, default_registry
 from .structured import encode_field
 from .template import FieldSpec, Template
+from .types import data_type
 from .wire import (
     MAX_MESSAGE_LENGTH,
     MESSAGE_HEADER_LENGTH,
@@ -188,7 +189,6 @@ class Encoder:
 
 
 def _natural_length(element: InformationElement) -> int:
-    from .types import data_type
     natural = data_type(element.data_type).natural_length
     return VARIABLE_LENGTH if natural is None else natural
 

@@ -234,7 +234,7 @@ class Session:
         return DecodeError(reason, offset)
 
     def _check_header(self, data: bytes | bytearray, pos: int, offset: int) -> int:
-        version, length = _SET_HEADER.unpack_from(data, pos)
+        version, length = _SET_HEADER.unpack_from(data, pos)  # the header's first two fields
         if version != IPFIX_VERSION:
             raise self._framing_error(f"version {version} is not IPFIX (10)", offset)
         if length < MESSAGE_HEADER_LENGTH:

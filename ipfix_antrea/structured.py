@@ -9,7 +9,6 @@ module favours clarity over speed: it decodes element by element through
 
 from __future__ import annotations
 
-import struct
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -110,14 +109,9 @@ def _read_length(content: bytes, offset: int) -> tuple[int, int]:
 
 def decode_value(spec: FieldSpec, raw: bytes, ctx: ListContext) -> Any:
     """The Python value of one field's content octets, whatever its type."""
-    dtype = spec.dtype
-    if dtype.structured:
+    if spec.dtype.structured:
         return decode_structured(spec, raw, ctx)
-    if spec.is_variable:
-        return dtype.decode(raw)
-    convert = dtype.converter(spec.length)
-    (value,) = struct.unpack(">" + dtype.unpack_format(spec.length), raw)
-    return convert(value) if convert is not None else value
+    return spec.dtype.decode(raw, spec.length)
 
 
 def decode_structured(spec: FieldSpec, content: bytes, ctx: ListContext) -> Any:

@@ -69,12 +69,14 @@ class DataType:
     #: Renders a Python value as JSON; ``None`` means the value is JSON already.
     to_json: Converter | None = None
 
-    def decode(self, raw: bytes) -> Any:
-        """The Python value of one field's bytes (slow path: lists, tests, tools)."""
-        length = len(raw)
-        fmt = self.unpack_format(length)
-        (value,) = struct.unpack(">" + fmt, raw)
-        convert = self.converter(length)
+    def decode(self, raw: bytes, field_length: int | None = None) -> Any:
+        """The Python value of one field's content octets (slow path: lists, tests, tools).
+
+        ``field_length`` is the template's length for the field (65535 for variable length);
+        by default the length of ``raw``.
+        """
+        (value,) = struct.unpack(">" + self.unpack_format(len(raw)), raw)
+        convert = self.converter(len(raw) if field_length is None else field_length)
         return convert(value) if convert is not None else value
 
     def __repr__(self) -> str:
@@ -243,9 +245,6 @@ class _String(DataType):
             return None
         return "{}.decode()", "str({}, 'utf-8', 'replace')"
 
-    def decode(self, raw: bytes) -> Any:
-        return _utf8(raw)
-
     def encode(self, value: Any, length: int) -> bytes:
         raw = value.encode("utf-8") if isinstance(value, str) else bytes(value)
         if length == 65535:
@@ -260,9 +259,6 @@ class _OctetArray(DataType):
 
     def valid_length(self, length: int) -> bool:
         return True
-
-    def decode(self, raw: bytes) -> Any:
-        return bytes(raw)
 
     def encode(self, value: Any, length: int) -> bytes:
         raw = bytes.fromhex(value) if isinstance(value, str) else bytes(value)
