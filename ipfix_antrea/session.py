@@ -147,7 +147,8 @@ class Session:
                 length = self._check_header(buffer, pos, self._stream_offset + pos)
                 if len(buffer) - pos < length:
                     break
-                message = bytes(buffer[pos:pos + length])
+                with memoryview(buffer) as view:  # one copy, and the buffer stays resizable
+                    message = bytes(view[pos:pos + length])
                 records += self._decode_message(message, self._stream_offset + pos, None)
                 pos += length
         except DecodeError as exc:
