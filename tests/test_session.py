@@ -395,6 +395,8 @@ def test_varlen_field_running_past_its_set_is_malformed():
     records = s.decode_datagram(message([(300, bytes([6, 10]) + b"abc"), (300, bytes([6, 1, 65]))]))
     assert [r.values for r in records] == [(6, "A")]
     assert s.stats.malformed_sets == 1
+    (event,) = [e for e in s.take_events() if isinstance(e, MalformedSet)]
+    assert "past the end of its set" in event.error.reason
 
 
 def test_reserved_template_id_is_malformed():
@@ -429,3 +431,32 @@ def test_data_set_waiting_for_a_sub_template_is_held_then_decoded():
     assert s.stats.malformed_sets == 0 and s.stats.missing_template_sets == 1
     (record,) = s.feed(b"".join(inner))
     assert record.to_dict() == {"subTemplateList": [{"sourceIPv4Address": "10.0.0.1"}]}
+
+
+def test_fixed_field_cut_by_the_end_of_the_message_is_malformed():
+    s = Session()
+    s.decode_datagram(message([template_set(300, [(82, 65535), (8, 4)])]))
+    # "ab", then 2 of the address's 4 octets: the set (and the message) ends inside the record.
+    records = s.decode_datagram(message([(300, bytes([2, 97, 98, 1, 2]))]))
+    assert records == [] and s.stats.malformed_sets == 1
+    (event,) = [e for e in s.take_events() if isinstance(e, MalformedSet)]
+    assert "record of template 300 is truncated" in event.error.reason
+
+
+def test_template_of_only_zero_length_fields_is_malformed():
+    s = Session()
+    s.decode_datagram(message([template_set(300, [(313, 0)])]))  # ipHeaderPacketSection, 0 octets
+    (event,) = s.take_events()
+    assert isinstance(event, MalformedSet) and "describes empty records" in event.error.reason
+    assert s.templates == {} and s.stats.malformed_sets == 1
+
+
+def test_bytes_after_the_last_message_of_a_datagram_are_malformed():
+    enc = encoder()
+    s = Session()
+    template = enc.template_messages()[0]
+    with pytest.raises(DecodeError, match="5 octets are too few for a message header") as info:
+        s.decode_datagram(template + b"\x00\x0a\x00\x00\x00")
+    assert info.value.offset == len(template)
+    assert s.template(1, 256) is not None  # the complete message before still counted
+    assert s.stats.malformed_messages == 1
