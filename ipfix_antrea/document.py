@@ -19,6 +19,7 @@
 # (bytes/s, stateful per flow key). Dashboards that use those need that step too.
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from .types import data_type
@@ -27,7 +28,7 @@ from .wire import IPFIX_VERSION
 if TYPE_CHECKING:
     from ipfix_antrea import Record
 
-__all__ = ["to_document", "logstash_timestamp"]
+__all__ = ["to_document", "document_id", "document_ids", "logstash_timestamp"]
 
 _MILLISECONDS = data_type("dateTimeMilliseconds").to_json
 
@@ -54,3 +55,31 @@ def to_document(record: Record, host: str | None = None) -> dict:
         doc["host"] = host
     doc["ipfix"] = {"version": IPFIX_VERSION, "flowset_id": record.template_id, **record.to_dict()}
     return doc
+
+
+def document_id(record: Record, host: str | None, index: int) -> str:
+    """A stable id for the document of ``record``: the same bytes from the same exporter always
+    give the same id, so a sink that stores by id (Elasticsearch ``_id``) does not duplicate
+    records when a capture or file is replayed after a crash.
+
+    ``index`` is the record's position among the data records of its message. RFC 7011's
+    sequence number counts data records per observation domain, so (exporter, domain, sequence
+    number, index) names one record of a stream; the export time is added so that an exporter
+    that restarts its sequence numbers does not overwrite the records of its previous run.
+    """
+    return (f"{host or '-'}/{record.observation_domain_id}/{record.export_time}/"
+            f"{record.sequence_number}/{index}")
+
+
+def document_ids(records: Sequence[Record], host: str | None) -> list[str]:
+    """`document_id` for each of ``records``, in order; ``records`` is what an input decoded,
+    so the records of one message are consecutive and share its header facts."""
+    ids = []
+    previous = None
+    index = 0
+    for record in records:
+        key = (record.observation_domain_id, record.export_time, record.sequence_number)
+        index = index + 1 if key == previous else 0
+        previous = key
+        ids.append(document_id(record, host, index))
+    return ids

@@ -96,3 +96,27 @@ def test_document_of_a_decoded_record_serialises_with_orjson():
 def test_timestamp_covers_the_whole_unsigned32_export_time_range(seconds):
     expected = datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
     assert logstash_timestamp(seconds) == expected
+
+
+def _record(seq: int, export_time: int = 1_700_000_000, domain: int = 1):
+    from types import SimpleNamespace
+
+    return SimpleNamespace(observation_domain_id=domain, export_time=export_time, sequence_number=seq)
+
+
+def test_document_ids_number_the_records_of_one_message_from_zero():
+    from ipfix_antrea.document import document_ids
+
+    records = [_record(10), _record(10), _record(12), _record(12, domain=2)]
+    assert document_ids(records, "10.0.0.1") == [
+        "10.0.0.1/1/1700000000/10/0",
+        "10.0.0.1/1/1700000000/10/1",
+        "10.0.0.1/1/1700000000/12/0",
+        "10.0.0.1/2/1700000000/12/0",
+    ]
+
+
+def test_document_id_without_an_exporter_address_uses_a_dash():
+    from ipfix_antrea.document import document_id
+
+    assert document_id(_record(5), None, 3) == "-/1/1700000000/5/3"

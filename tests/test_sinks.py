@@ -110,7 +110,7 @@ def test_fan_out_sends_every_batch_to_every_sink():
 class _FailingClose:
     name = "failing"
 
-    def write(self, docs):
+    def write(self, docs, ids=None):
         pass
 
     def flush(self):
@@ -147,11 +147,11 @@ def test_registering_a_scheme_makes_it_openable_without_touching_other_sinks(mon
     class Memory:
         name = "memory"
 
-        def __init__(self, arg):
+        def __init__(self, arg, options=None):
             opened.append(arg)
             self.docs = []
 
-        def write(self, docs):
+        def write(self, docs, ids=None):
             self.docs.extend(docs)
 
         def flush(self):

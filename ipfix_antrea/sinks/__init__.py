@@ -2,10 +2,15 @@
 #
 # A sink spec is `SCHEME` or `SCHEME:ARG`; everything after the first colon is the factory's
 # argument, untouched (so `elasticsearch:http://host:9200` keeps its own colons). The collector
-# opens sinks with `open_sink(spec)` and knows none of them by name; a new sink registers itself
-# here with one line and touches nothing else.
+# opens sinks with `open_sink(spec, options)` and knows none of them by name; a new sink registers
+# itself here with one line and touches nothing else. A sink with settings of its own (batch
+# sizes, credentials) registers an ``add_arguments(parser)`` hook that adds its flags to the
+# command line (prefixed with its scheme, e.g. ``--es-index``); its factory then reads them from
+# ``options``, the parsed command line, or uses its defaults when ``options`` is None (a library
+# caller). Every flag can also be set from the environment (see `ipfix_antrea.cli`).
 from __future__ import annotations
 
+import argparse
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -28,23 +33,26 @@ __all__ = [
     "open_sink",
 ]
 
-SinkFactory = Callable[[str | None], Sink]
+SinkFactory = Callable[[str | None, argparse.Namespace | None], Sink]
+AddArguments = Callable[[argparse.ArgumentParser], None]
 
 
 @dataclass(frozen=True)
 class SinkScheme:
     scheme: str
-    factory: SinkFactory
+    factory: SinkFactory  # factory(arg, options): arg after the colon (or None), parsed flags
     usage: str  # e.g. "jsonl:PATH"
     help: str
+    add_arguments: AddArguments | None = None  # adds the sink's own flags to the command line
 
 
 _SCHEMES: dict[str, SinkScheme] = {}
 
 
-def register_sink(scheme: str, factory: SinkFactory, *, usage: str, help: str) -> None:
-    """Make ``SCHEME[:ARG]`` open ``factory(ARG or None)``. Re-registering replaces."""
-    _SCHEMES[scheme.lower()] = SinkScheme(scheme.lower(), factory, usage, help)
+def register_sink(scheme: str, factory: SinkFactory, *, usage: str, help: str,
+                  add_arguments: AddArguments | None = None) -> None:
+    """Make ``SCHEME[:ARG]`` open ``factory(ARG or None, options)``. Re-registering replaces."""
+    _SCHEMES[scheme.lower()] = SinkScheme(scheme.lower(), factory, usage, help, add_arguments)
 
 
 def sink_schemes() -> list[SinkScheme]:
@@ -71,11 +79,12 @@ def parse_sink_spec(text: str) -> SinkSpec:
     return SinkSpec(scheme, arg if sep else None)
 
 
-def open_sink(spec: str | SinkSpec) -> Sink:
-    """Parse (if needed) and open one sink. Raises SinkError."""
+def open_sink(spec: str | SinkSpec, options: argparse.Namespace | None = None) -> Sink:
+    """Parse (if needed) and open one sink; ``options`` is the parsed command line, if any.
+    Raises SinkError."""
     if isinstance(spec, str):
         spec = parse_sink_spec(spec)
-    return _SCHEMES[spec.scheme].factory(spec.arg)
+    return _SCHEMES[spec.scheme].factory(spec.arg, options)
 
 
 register_sink("jsonl", open_jsonl, usage="jsonl:PATH",

@@ -29,11 +29,15 @@ class Sink(Protocol):
     ``write`` takes a batch (possibly empty) and may buffer; ``flush`` pushes buffered documents
     to their destination; ``close`` flushes and releases the destination. Failures raise
     `SinkError`. Sinks are driven from one thread; a sink that is shared must say so.
+
+    ``ids``, when given, holds one stable id per document (`ipfix_antrea.document.document_id`):
+    the collector computes them only for sinks whose ``wants_ids`` attribute is true, so that a
+    sink that can deduplicate (Elasticsearch's ``_id``) does; other sinks ignore them.
     """
 
     name: str
 
-    def write(self, docs: Sequence[dict]) -> None: ...
+    def write(self, docs: Sequence[dict], ids: Sequence[str] | None = None) -> None: ...
 
     def flush(self) -> None: ...
 
@@ -58,7 +62,7 @@ class StreamSink:
         self._owns_stream = owns_stream
         self._closed = False
 
-    def write(self, docs: Sequence[dict]) -> None:
+    def write(self, docs: Sequence[dict], ids: Sequence[str] | None = None) -> None:
         if not docs:
             return
         data = serialize(docs)
@@ -101,10 +105,11 @@ class FanOut:
     def __init__(self, sinks: Sequence[Sink]) -> None:
         self.sinks = list(sinks)
         self.name = ", ".join(s.name for s in self.sinks)
+        self.wants_ids = any(getattr(s, "wants_ids", False) for s in self.sinks)
 
-    def write(self, docs: Sequence[dict]) -> None:
+    def write(self, docs: Sequence[dict], ids: Sequence[str] | None = None) -> None:
         for sink in self.sinks:
-            sink.write(docs)
+            sink.write(docs, ids)
 
     def flush(self) -> None:
         for sink in self.sinks:

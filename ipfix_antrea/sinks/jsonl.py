@@ -4,6 +4,8 @@
 # Logstash's file output does. Writes are buffered by the file object; `flush` makes them visible.
 from __future__ import annotations
 
+import argparse
+
 from .base import SinkError, StreamSink
 
 __all__ = ["JsonLinesSink", "open_jsonl"]
@@ -21,7 +23,7 @@ class JsonLinesSink(StreamSink):
         self.path = path
 
 
-def open_jsonl(arg: str | None) -> JsonLinesSink:
+def open_jsonl(arg: str | None, options: argparse.Namespace | None = None) -> JsonLinesSink:
     if not arg:
         raise SinkError("jsonl needs a file name: jsonl:PATH")
     return JsonLinesSink(arg)

@@ -5,6 +5,7 @@
 # but never closes the process's stdout.
 from __future__ import annotations
 
+import argparse
 import sys
 from typing import BinaryIO
 
@@ -22,7 +23,7 @@ class StdoutSink(StreamSink):
         super().__init__(stream, name="stdout", owns_stream=False)
 
 
-def open_stdout(arg: str | None) -> StdoutSink:
+def open_stdout(arg: str | None, options: argparse.Namespace | None = None) -> StdoutSink:
     if arg not in (None, "", "-"):
         raise SinkError(f"stdout takes no argument (got 'stdout:{arg}'); use jsonl:PATH for a file")
     return StdoutSink()
