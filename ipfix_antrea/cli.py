@@ -1,10 +1,10 @@
 # `ipfix-collect`: inputs -> Session -> Logstash-compatible documents -> sinks.
 #
-# The command is glue and nothing else: it parses flags, opens the inputs and sinks named by their
-# specs through the two registries (`ipfix_antrea.inputs`, `ipfix_antrea.sinks`), turns each batch
-# of records into documents (`ipfix_antrea.document`) and writes them to every sink, then prints a
-# summary built from the sessions' counters. It knows no input or sink by name, so network inputs,
-# Elasticsearch and the like arrive by registering a scheme.
+# The command is glue and nothing else: it parses flags (every one also settable from an
+# environment variable, as containers expect), opens the inputs and sinks named by their specs
+# through the two registries (`ipfix_antrea.inputs`, `ipfix_antrea.sinks`), hands them to the
+# `Collector` (`ipfix_antrea.service`) and turns what happened into log lines and an exit status.
+# It knows no input or sink by name: a sink's own flags come from the hook it registered.
 #
 # Errors are the inputs' business to report, never a crash: an input that breaks stops with a
 # message on stderr, what was decoded before still goes out, and the exit status says so.
@@ -12,39 +12,41 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import logging
 import os
+import shlex
 import sys
-from collections import Counter
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, fields
-from typing import TYPE_CHECKING, TextIO
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
-from .document import to_document
-from .inputs import Input, InputError, input_schemes, open_input, parse_input_spec
+from .inputs import InputError, input_schemes, open_input, parse_input_spec
+from .inputs.allow import AllowList
+from .inputs.udp import DEFAULT_TEMPLATE_LIFETIME
+from .monitor import PROG, RunSummary
+from .pipeline import DEFAULT_BATCH_SIZE, DEFAULT_FLUSH_INTERVAL, DEFAULT_QUEUE_RECORDS
+from .service import DEFAULT_STATUS_INTERVAL, Collector
 from .sinks import FanOut, Sink, SinkError, open_sink, parse_sink_spec, sink_schemes
 
-from .events import MalformedSet
-
 if TYPE_CHECKING:
-    from ipfix_antrea import Event, Registry, SessionStats
+    from ipfix_antrea import Registry
 
-__all__ = ["main", "build_parser", "run", "RunSummary", "describe_event"]
+__all__ = ["main", "build_parser", "apply_environment", "exit_status", "ENV_PREFIX"]
 
-PROG = "ipfix-collect"
+ENV_PREFIX = "IPFIX_COLLECT_"
 
 EXIT_OK = 0
 EXIT_INPUT_ERRORS = 1
 EXIT_USAGE = 2
 EXIT_SINK_FAILED = 3
-EXIT_INTERRUPTED = 130
+EXIT_ABANDONED = 130
 
-DEFAULT_BATCH_SIZE = 500
-MAX_SET_ERRORS = 10  # malformed sets described on stderr per run; the summary counts them all
+LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
 def _epilog() -> str:
     width = max(len(s.usage) for s in [*input_schemes(), *sink_schemes()]) + 2
-    lines = ["inputs (--input, repeatable; read one after the other, each with its own session):"]
+    lines = ["inputs (--input, repeatable; network inputs run together, files and captures are",
+             "read one after the other; every exporter connection or address has its own session):"]
     lines += [f"  {s.usage:<{width}}{s.help}" for s in input_schemes()]
     lines += ["", "sinks (--sink, repeatable; every document goes to every sink; default stdout):"]
     lines += [f"  {s.usage:<{width}}{s.help}" for s in sink_schemes()]
@@ -55,52 +57,98 @@ def _epilog() -> str:
         "host (exporter, when known) and ipfix {version, flowset_id (template id), every",
         "element by name}. Unknown elements appear as en<enterprise>:id<id> (hex).",
         "",
-        "A summary (records, messages, bytes, errors, unknown elements) goes to stderr at the end.",
+        "With only files and captures the run ends when they are read; with a network input it",
+        "runs until SIGTERM or SIGINT, then stops accepting, drains its queue, flushes every sink",
+        "and exits (a second signal gives up at once). A status line goes to stderr every",
+        "--status-interval seconds and a summary at the end.",
+        "",
+        f"environment: every flag can be set as {ENV_PREFIX}<FLAG>, e.g. {ENV_PREFIX}INPUT,",
+        f"{ENV_PREFIX}TLS_CERT, {ENV_PREFIX}UDP_RCVBUF; repeatable flags take a space-separated",
+        "list (shell quoting works). Flags on the command line win.",
         "",
         "exit status:",
-        f"  {EXIT_OK}    every input was read completely and decoded without errors",
-        f"  {EXIT_INPUT_ERRORS}    an input could not be read, broke off (a message that cannot be framed,",
-        "       a truncated last message) or had malformed sets; records decoded before",
+        f"  {EXIT_OK}    the inputs were read completely without errors, or a signal stopped the",
+        "       collector and every accepted record was delivered",
+        f"  {EXIT_INPUT_ERRORS}    an input could not be read or opened, broke off (a message that cannot be",
+        "       framed, a truncated last message) or had malformed sets; records decoded before",
         "       the error were still written. Missing templates, sequence gaps and unknown",
         "       elements are reported but do not change the status",
-        f"  {EXIT_USAGE}    bad command line: unknown input/sink, unreadable --registry, sink",
-        "       cannot be opened; nothing was read",
-        f"  {EXIT_SINK_FAILED}    a sink failed while writing; output is incomplete",
-        f"  {EXIT_INTERRUPTED}  interrupted (Ctrl-C); what was decoded so far was flushed",
+        f"  {EXIT_USAGE}    bad command line: unknown input/sink, bad option, unreadable --registry,",
+        "       sink cannot be opened; nothing was read",
+        f"  {EXIT_SINK_FAILED}    a sink failed while writing; the summary counts what was not delivered",
+        f"  {EXIT_ABANDONED}  a second signal abandoned the drain",
         "",
         "A closed standard output (`| head`) stops the run quietly; the status is as above.",
         "",
         "examples:",
+        f"  {PROG} --input udp://0.0.0.0:4739 --input tcp://0.0.0.0:4739 --sink jsonl:flows.jsonl",
+        f"  {PROG} -i tls://[::]:4739 --tls-cert srv.pem --tls-key srv.key --tls-client-ca ca.pem",
         f"  {PROG} --input file:capture.ipfix --sink jsonl:flows.jsonl",
-        f"  nc -l 4739 | {PROG} --input file:- --sink stdout | jq .ipfix.sourcePodName",
         f"  {PROG} -i file:a.ipfix -i file:b.ipfix -s jsonl:all.jsonl -s stdout --registry extra.csv",
     ]
     return "\n".join(lines)
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The command line: the collector's own flags and every registered sink's."""
     parser = argparse.ArgumentParser(
         prog=PROG,
-        description="Decode IPFIX (RFC 7011) flow records, e.g. from Antrea's Flow Exporter or\n"
+        description="Collect IPFIX (RFC 7011) flow records, e.g. from Antrea's Flow Exporter or\n"
         "Flow Aggregator, into JSON documents compatible with Antrea's old Logstash/Kibana\n"
         "flow pipeline.",
         epilog=_epilog(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("-i", "--input", dest="inputs", action="append", metavar="SPEC", required=True,
-                        help="where to read IPFIX from (see inputs below); repeatable")
-    parser.add_argument("-s", "--sink", dest="sinks", action="append", metavar="SPEC",
-                        help="where to write documents (see sinks below); repeatable; default: stdout")
-    parser.add_argument("--registry", dest="registries", action="append", metavar="CSV", default=[],
-                        help="extra information-element definitions (CSV with columns "
-                        "elementId,name,dataType[,...,enterprise]); repeatable")
-    parser.add_argument("--batch-size", type=_positive_int, default=DEFAULT_BATCH_SIZE, metavar="N",
-                        help=f"documents per sink write (default {DEFAULT_BATCH_SIZE})")
-    parser.add_argument("-v", "--verbose", action="store_true",
-                        help="also print session events (templates, unknown elements, gaps...) to stderr")
-    parser.add_argument("-q", "--quiet", action="store_true",
-                        help="no summary at the end (errors are still printed)")
-    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    io = parser.add_argument_group("inputs and sinks")
+    io.add_argument("-i", "--input", dest="inputs", action="append", metavar="SPEC", required=True,
+                    help="where to read IPFIX from (see inputs below); repeatable")
+    io.add_argument("-s", "--sink", dest="sinks", action="append", metavar="SPEC",
+                    help="where to write documents (see sinks below); repeatable; default: stdout")
+    io.add_argument("--registry", dest="registries", action="append", metavar="CSV", default=[],
+                    help="extra information-element definitions (CSV with columns "
+                    "elementId,name,dataType[,...,enterprise]); repeatable")
+
+    net = parser.add_argument_group("network inputs")
+    net.add_argument("--allow", dest="allow", action="append", metavar="CIDR", default=[],
+                     help="accept exporters from this network only (repeatable; default: any)")
+    net.add_argument("--template-lifetime", type=_positive_float, default=DEFAULT_TEMPLATE_LIFETIME,
+                     metavar="SECONDS", help="UDP templates expire this long after they were last "
+                     f"sent (default {DEFAULT_TEMPLATE_LIFETIME:.0f}: three times Antrea's refresh)")
+    net.add_argument("--udp-rcvbuf", type=_size, metavar="SIZE",
+                     help="UDP socket receive buffer, e.g. 8M (default: the system's; capped by "
+                     "net.core.rmem_max)")
+    net.add_argument("--udp-reuse-port", action="store_true",
+                     help="set SO_REUSEPORT so several collectors can share a UDP port")
+    net.add_argument("--tls-cert", metavar="PEM", help="server certificate (chain) for tls:// inputs")
+    net.add_argument("--tls-key", metavar="PEM", help="private key of --tls-cert")
+    net.add_argument("--tls-client-ca", metavar="PEM",
+                     help="require client certificates signed by this CA (mutual TLS)")
+
+    pipe = parser.add_argument_group("delivery")
+    pipe.add_argument("--queue-size", type=_positive_int, default=DEFAULT_QUEUE_RECORDS, metavar="RECORDS",
+                      help=f"records held between decoding and sinks (default {DEFAULT_QUEUE_RECORDS}); "
+                      "when full, TCP/TLS/file reading waits and UDP datagrams are dropped and counted")
+    pipe.add_argument("--batch-size", type=_positive_int, default=DEFAULT_BATCH_SIZE, metavar="N",
+                      help=f"documents per sink write (default {DEFAULT_BATCH_SIZE})")
+    pipe.add_argument("--flush-interval", type=_positive_float, default=DEFAULT_FLUSH_INTERVAL,
+                      metavar="SECONDS", help="flush sinks at least this often (default "
+                      f"{DEFAULT_FLUSH_INTERVAL:g}), and whenever the queue runs dry")
+
+    ops = parser.add_argument_group("operation")
+    ops.add_argument("--status-interval", type=_non_negative_float, default=DEFAULT_STATUS_INTERVAL,
+                     metavar="SECONDS", help="print a status line this often (default "
+                     f"{DEFAULT_STATUS_INTERVAL:.0f}; 0: never)")
+    ops.add_argument("--log-level", choices=LOG_LEVELS, default="info",
+                     help="least severe messages shown on stderr (default info)")
+    ops.add_argument("-v", "--verbose", action="store_true",
+                     help="same as --log-level debug: also every session event (templates, gaps...)")
+    ops.add_argument("-q", "--quiet", action="store_true",
+                     help="same as --log-level warning: no status lines and no summary")
+    ops.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+
+    for scheme in sink_schemes():
+        if scheme.add_arguments is not None:
+            scheme.add_arguments(parser)
     return parser
 
 
@@ -114,6 +162,32 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must not be negative: {text}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = _non_negative_float(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError("must be more than 0")
+    return value
+
+
+def _size(text: str) -> int:
+    from .inputs.options import parse_size
+
+    try:
+        return parse_size(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _version() -> str:
     from ipfix_antrea import __version__
 
@@ -121,147 +195,93 @@ def _version() -> str:
 
 
 # --------------------------------------------------------------------------------------------
-# the summary
+# environment variables
 
-def _add_stats(total: Counter, names: set[str], stats: SessionStats) -> None:
-    """Add one SessionStats: every integer counter, and the unknown element names."""
-    for f in fields(stats):
-        value = getattr(stats, f.name)
-        if isinstance(value, int) and not isinstance(value, bool):
-            total[f.name] += value
-    names.update(stats.unknown_element_names)
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
 
 
-@dataclass
-class RunSummary:
-    """What the run did, across all inputs; `exit_status` follows the documented codes.
+def env_name(option: str) -> str:
+    """``--tls-client-ca`` -> ``IPFIX_COLLECT_TLS_CLIENT_CA``."""
+    return ENV_PREFIX + option.lstrip("-").upper().replace("-", "_")
 
-    ``counters`` sums the `SessionStats` fields of every session the inputs drove.
+
+def apply_environment(parser: argparse.ArgumentParser, environ: Mapping[str, str]) -> None:
+    """Makes ``IPFIX_COLLECT_<FLAG>`` the default of every long flag that has one set.
+
+    Values go through the flag's own type check; repeatable flags take a shell-quoted,
+    space-separated list; switches take 1/0, true/false, yes/no, on/off. A bad value is a usage
+    error naming the variable.
     """
-
-    inputs: int = 0
-    records: int = 0
-    counters: Counter = field(default_factory=Counter)
-    unknown_elements: set[str] = field(default_factory=set)
-    input_errors: list[str] = field(default_factory=list)
-    sink_error: str | None = None
-    interrupted: bool = False
-    output_closed: bool = False
-    reported_sets: int = 0  # malformed sets shown on stderr (at most MAX_SET_ERRORS)
-
-    def add_stats(self, stats: Iterable[SessionStats]) -> None:
-        for one in stats:
-            _add_stats(self.counters, self.unknown_elements, one)
-
-    @property
-    def exit_status(self) -> int:
-        if self.interrupted:
-            return EXIT_INTERRUPTED
-        if self.sink_error:
-            return EXIT_SINK_FAILED
-        c = self.counters
-        if self.input_errors or c["malformed_messages"] or c["malformed_sets"]:
-            return EXIT_INPUT_ERRORS
-        return EXIT_OK
-
-    def lines(self) -> list[str]:
-        c = self.counters
-        inputs = f"{self.inputs} input" + ("" if self.inputs == 1 else "s")
-        gaps = f"{c['sequence_gaps']} sequence gaps"
-        if c["missing_records"]:
-            gaps += f" ({c['missing_records']} records missing)"
-        if c["out_of_order"]:
-            gaps += f", {c['out_of_order']} out of order"
-        out = [
-            f"{PROG}: {inputs}: {self.records} records, {c['messages']} messages, {c['octets']} bytes",
-            f"{PROG}: {c['malformed_messages']} decode errors, {c['malformed_sets']} malformed sets, "
-            f"{c['missing_template_sets']} missing-template sets, {gaps}",
-        ]
-        if self.unknown_elements:
-            names = sorted(self.unknown_elements)
-            out.append(f"{PROG}: {len(names)} unknown element(s), decoded as octetArray: " + ", ".join(names))
-        if self.input_errors:
-            out.append(f"{PROG}: {len(self.input_errors)} input(s) with errors (see above)")
-        if self.output_closed:
-            out.append(f"{PROG}: standard output was closed; stopped early")
-        return out
+    for action in parser._actions:  # noqa: SLF001 - argparse has no public list of actions
+        longs = [o for o in action.option_strings if o.startswith("--")]
+        if not longs or isinstance(action, (argparse._HelpAction, argparse._VersionAction)):
+            continue
+        name = env_name(longs[0])
+        if name not in environ:
+            continue
+        text = environ[name]
+        try:
+            if isinstance(action, argparse._StoreTrueAction):
+                value = text.strip().lower()
+                if value not in _TRUE | _FALSE:
+                    raise argparse.ArgumentTypeError(f"{text!r} is not a boolean (1/0, true/false)")
+                default = value in _TRUE
+            elif isinstance(action, argparse._AppendAction):
+                default = [_convert(action, item) for item in shlex.split(text)]
+            else:
+                default = _convert(action, text)
+        except (argparse.ArgumentTypeError, ValueError) as exc:
+            parser.error(f"{name}: {exc}")
+        action.default = default
+        action.required = False
 
 
-def describe_event(event: Event) -> str:
-    """One line for an event: its class and fields, a template by its id."""
-    parts = []
-    for f in fields(event):
-        value = getattr(event, f.name)
-        if hasattr(value, "template_id") and not isinstance(value, int):
-            value = value.template_id
-        parts.append(f"{f.name}={value}")
-    return f"{type(event).__name__}({', '.join(parts)})"
+def _convert(action: argparse.Action, text: str) -> object:
+    value = action.type(text) if callable(action.type) else text
+    if action.choices is not None and value not in action.choices:
+        raise argparse.ArgumentTypeError(f"{text!r} is not one of {', '.join(map(str, action.choices))}")
+    return value
+
+
+# --------------------------------------------------------------------------------------------
+# logging
+
+
+class _Formatter(logging.Formatter):
+    """``ipfix-collect: error: ...`` for problems, ``ipfix-collect: ...`` for information."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = record.getMessage()
+        if record.levelno >= logging.WARNING:
+            return f"{PROG}: {record.levelname.lower()}: {text}"
+        return f"{PROG}: {text}"
+
+
+def _setup_logging(level: str) -> logging.Handler:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_Formatter())
+    logger = logging.getLogger("ipfix_antrea")
+    logger.addHandler(handler)
+    logger.setLevel(level.upper())
+    logger.propagate = False
+    return handler
 
 
 # --------------------------------------------------------------------------------------------
 # running
 
 
-def run(inputs: Sequence[Input], sink: Sink, *, batch_size: int = DEFAULT_BATCH_SIZE,
-        verbose: bool = False, err: TextIO | None = None) -> RunSummary:
-    """Read every input in turn and write its documents to ``sink``; never raises for bad data.
-
-    Sink failures end the run (``sink_error``); the sink is flushed but not closed.
-    """
-    err = err if err is not None else sys.stderr
-    summary = RunSummary()
-    try:
-        for inp in inputs:
-            summary.inputs += 1
-            try:
-                for batch in inp:
-                    records = batch.records
-                    if records:
-                        host = batch.host
-                        docs = [to_document(r, host) for r in records]
-                        for i in range(0, len(docs), batch_size):
-                            sink.write(docs[i:i + batch_size])
-                        summary.records += len(docs)
-                    for ev in batch.events:
-                        if verbose:
-                            print(f"{PROG}: {batch.source}: {describe_event(ev)}", file=err)
-                        elif isinstance(ev, MalformedSet) and summary.reported_sets < MAX_SET_ERRORS:
-                            # Errors are shown without -v, but a flood of them is not.
-                            summary.reported_sets += 1
-                            print(f"{PROG}: error: {batch.source}: set {ev.set_id} of domain "
-                                  f"{ev.observation_domain_id}: {ev.error}", file=err)
-                    if batch.error:
-                        summary.input_errors.append(batch.error)
-                        print(f"{PROG}: error: {batch.error}", file=err)
-            except InputError as exc:
-                summary.input_errors.append(str(exc))
-                print(f"{PROG}: error: {exc}", file=err)
-            finally:
-                summary.add_stats(inp.stats())
-                inp.close()
-        sink.flush()
-    except SinkError as exc:
-        summary.sink_error = str(exc)
-        print(f"{PROG}: error: {exc}", file=err)
-    except BrokenPipeError:
-        summary.output_closed = True
-        _silence_stdout()
-    except KeyboardInterrupt:
-        summary.interrupted = True
-        with contextlib.suppress(SinkError, OSError):
-            sink.flush()
-    return summary
-
-
-def _silence_stdout() -> None:
-    # The reader of our stdout went away (`| head`): point fd 1 at /dev/null so the interpreter's
-    # final flush does not raise again.
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        os.close(devnull)
-    except (OSError, ValueError, AttributeError):
-        pass
+def exit_status(summary: RunSummary) -> int:
+    """The documented exit status for a run that ended (see --help)."""
+    if summary.sink_error and not summary.output_closed:
+        return EXIT_SINK_FAILED
+    if summary.stopped_by_signal:
+        return EXIT_OK
+    c = summary.counters
+    if summary.input_errors or c["malformed_messages"] or c["malformed_sets"]:
+        return EXIT_INPUT_ERRORS
+    return EXIT_OK
 
 
 def _load_registry(paths: Sequence[str]) -> Registry | None:
@@ -284,38 +304,62 @@ class _UsageError(Exception):
     pass
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run ``ipfix-collect``; returns the exit status (see --help)."""
-    args = build_parser().parse_args(argv)
-    err = sys.stderr
+def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
+    """Run ``ipfix-collect``; returns the exit status (see --help). ``environ`` defaults to
+    the process environment."""
+    parser = build_parser()
+    apply_environment(parser, os.environ if environ is None else environ)
+    args = parser.parse_args(argv)
+    level = "debug" if args.verbose else "warning" if args.quiet else args.log_level
+    handler = _setup_logging(level)
+    try:
+        return _run(args, level)
+    finally:
+        logging.getLogger("ipfix_antrea").removeHandler(handler)
+
+
+def _run(args: argparse.Namespace, level: str) -> int:
+    log = logging.getLogger("ipfix_antrea.collector")
     sinks: list[Sink] = []
     try:
         input_specs = [parse_input_spec(s) for s in args.inputs]
         sink_specs = [parse_sink_spec(s) for s in (args.sinks or ["stdout"])]
-        registry = _load_registry(args.registries)
-        inputs = [open_input(spec, registry=registry) for spec in input_specs]
+        allow = AllowList(args.allow)
+        args.registry = _load_registry(args.registries)
+        inputs = [open_input(spec, registry=args.registry, options=args) for spec in input_specs]
         for spec in sink_specs:
-            sinks.append(open_sink(spec))
-    except (InputError, SinkError, _UsageError) as exc:
-        print(f"{PROG}: error: {exc}", file=err)
+            sinks.append(open_sink(spec, args))
+    except (InputError, SinkError, _UsageError, ValueError) as exc:
+        log.error("%s", exc)
         _close_quietly(sinks)
         return EXIT_USAGE
 
     sink: Sink = sinks[0] if len(sinks) == 1 else FanOut(sinks)
-    summary = run(inputs, sink, batch_size=args.batch_size, verbose=args.verbose, err=err)
-    try:
-        sink.close()
-    except SinkError as exc:
-        if not summary.sink_error:
-            summary.sink_error = str(exc)
-            print(f"{PROG}: error: {exc}", file=err)
-    except BrokenPipeError:
-        summary.output_closed = True
+    if allow:
+        log.info("accepting exporters from %s only", allow)
+    collector = Collector(inputs, sink, allow=allow, queue_records=args.queue_size,
+                          batch_size=args.batch_size, flush_interval=args.flush_interval,
+                          status_interval=0 if level in ("warning", "error") else args.status_interval)
+    summary = collector.run()
+    if summary.output_closed:
         _silence_stdout()
-    if not args.quiet:
+    elif summary.sink_error:
+        log.error("%s", summary.sink_error)
+    if level in ("debug", "info"):
         for line in summary.lines():
-            print(line, file=err)
-    return summary.exit_status
+            print(line, file=sys.stderr)
+    return exit_status(summary)
+
+
+def _silence_stdout() -> None:
+    # The reader of our stdout went away (`| head`): point fd 1 at /dev/null so the interpreter's
+    # final flush does not raise again.
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):
+        pass
 
 
 def _close_quietly(sinks: Sequence[Sink]) -> None:

@@ -10,6 +10,13 @@
 # since the previous batch, and an operator-readable error when the input had to stop (a file) or
 # drop a transport session (a network input). Batches are the unit a collector queues and fans
 # out; nothing in an input knows about documents or sinks.
+#
+# Two kinds of input. A *finite* input (`Input`: file, pcap) is an iterator the collector runs in a
+# thread until it ends. A *listener* (`Listener`: udp, tcp, tls) runs on the collector's asyncio
+# event loop until it is stopped; it hands its batches to an `Intake` that the collector provides:
+# `put` waits for room in the delivery queue (stream transports: waiting stops reading, which is
+# TCP backpressure), `offer` does not (UDP: a refused batch is dropped and counted), and `report`
+# counts a problem with one exporter and logs it once per kind.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
@@ -17,11 +24,15 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
+    import argparse
+
     from ipfix_antrea import Event, Record, Registry, SessionStats
 
 __all__ = [
     "Batch",
     "Input",
+    "Listener",
+    "Intake",
     "InputError",
     "InputSpec",
     "parse_input_spec",
@@ -60,6 +71,52 @@ class Input(Protocol):
     def close(self) -> None: ...
 
 
+class Intake(Protocol):
+    """What the collector gives a listener: where batches go, and who may send."""
+
+    def allows(self, address: str) -> bool:
+        """Whether the exporter at ``address`` may send (the ``--allow`` list)."""
+        ...
+
+    def offer(self, batch: Batch) -> bool:
+        """Queue ``batch`` if there is room now; False when it was refused (and dropped)."""
+        ...
+
+    async def put(self, batch: Batch) -> None:
+        """Queue ``batch``, waiting for room."""
+        ...
+
+    def report(self, exporter: str, kind: str, message: str) -> None:
+        """Count a problem of ``kind`` with ``exporter``; the first of each kind is logged."""
+        ...
+
+    def session_started(self, key: str) -> None:
+        """A transport session (exporter) started; for the exporter count and the log."""
+        ...
+
+    def session_ended(self, key: str, stats: SessionStats) -> None:
+        """A transport session ended; its counters move into the totals."""
+        ...
+
+
+@runtime_checkable
+class Listener(Protocol):
+    """A network input: binds in `start`, feeds an `Intake` until `stop`."""
+
+    name: str
+    address: str  # what it is bound to, as a spec (``udp://127.0.0.1:4739``), after `start`
+
+    async def start(self, intake: Intake) -> None: ...
+
+    async def stop(self) -> None:
+        """Stops receiving, ends every transport session and hands over what was decoded."""
+        ...
+
+    def stats(self) -> list[SessionStats]:
+        """The counters of the sessions still open."""
+        ...
+
+
 @dataclass(frozen=True)
 class InputSpec:
     """A parsed input spec: ``file:PATH`` or ``udp://HOST:PORT?opt=value``."""
@@ -95,7 +152,7 @@ class InputSpec:
         return host, port
 
 
-InputFactory = Callable[..., Input]  # factory(spec: InputSpec, *, registry) -> Input
+InputFactory = Callable[..., "Input | Listener"]  # factory(spec, *, registry, options)
 
 
 @dataclass(frozen=True)
@@ -111,7 +168,8 @@ _SCHEMES: dict[str, InputScheme] = {}
 
 
 def register_input(scheme: str, factory: InputFactory, *, network: bool, usage: str, help: str) -> None:
-    """Make specs with ``scheme`` open ``factory(spec, registry=...)``. Re-registering replaces."""
+    """Make specs with ``scheme`` open ``factory(spec, registry=..., options=...)``; ``options``
+    is the parsed command line (None for library callers). Re-registering replaces."""
     _SCHEMES[scheme.lower()] = InputScheme(scheme.lower(), factory, network, usage, help)
 
 
@@ -141,14 +199,26 @@ def parse_input_spec(text: str) -> InputSpec:
     return InputSpec(scheme, rest, options, text)
 
 
-def open_input(spec: str | InputSpec, *, registry: Registry | None = None) -> Input:
-    """Parse (if needed) and create one input; nothing is opened until it is iterated."""
+def open_input(spec: str | InputSpec, *, registry: Registry | None = None,
+               options: argparse.Namespace | None = None) -> Input | Listener:
+    """Parse (if needed) and create one input; nothing is opened until it is iterated (an
+    `Input`) or started (a `Listener`). Raises InputError for bad options."""
     if isinstance(spec, str):
         spec = parse_input_spec(spec)
-    return _SCHEMES[spec.scheme].factory(spec, registry=registry)
+    return _SCHEMES[spec.scheme].factory(spec, registry=registry, options=options)
 
 
 from .file import FileInput, open_file  # noqa: E402 - registers after the registry exists
 
 register_input("file", open_file, network=False, usage="file:PATH",
                help="a file of concatenated IPFIX messages (RFC 5655 files too); file:- reads stdin")
+
+from .tcp import open_tcp, open_tls  # noqa: E402
+from .udp import open_udp  # noqa: E402
+
+register_input("udp", open_udp, network=True, usage="udp://HOST:PORT",
+               help="listen for IPFIX over UDP (one session per exporter; options ?rcvbuf=8M&reuseport=1)")
+register_input("tcp", open_tcp, network=True, usage="tcp://HOST:PORT",
+               help="accept IPFIX over TCP (one session per connection)")
+register_input("tls", open_tls, network=True, usage="tls://HOST:PORT",
+               help="accept IPFIX over TLS (TCP); needs --tls-cert/--tls-key, --tls-client-ca for mTLS")

@@ -99,5 +99,5 @@ def _at(err: DecodeError) -> str:
     return f" at byte {err.offset}" if err.offset is not None else ""
 
 
-def open_file(spec: InputSpec, *, registry: Registry | None = None) -> FileInput:
+def open_file(spec: InputSpec, *, registry: Registry | None = None, options: object = None) -> FileInput:
     return FileInput(spec.target, registry=registry)

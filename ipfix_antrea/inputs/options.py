@@ -1,0 +1,64 @@
+# What the network inputs share: reading spec options (`?rcvbuf=8M&reuseport=1`), resolving the
+# address to bind, and writing addresses back the way specs and logs show them.
+from __future__ import annotations
+
+import socket
+
+from . import InputError, InputSpec
+
+__all__ = ["parse_size", "size_option", "bool_option", "resolve_bind", "format_address"]
+
+_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def parse_size(text: str) -> int:
+    """``"8M"`` -> 8388608: bytes with an optional k/M/G suffix (powers of 1024, an optional
+    trailing ``B`` or ``iB``). Raises ValueError."""
+    t = text.strip().lower().removesuffix("ib").removesuffix("b")
+    unit = t[-1:] if t[-1:] in _UNITS and t[-1:] else ""
+    number = t[: len(t) - len(unit)]
+    if not number.isdigit():
+        raise ValueError(f"not a size: {text!r} (bytes, or a number with k, M or G)")
+    return int(number) * _UNITS[unit]
+
+
+def size_option(spec: InputSpec, key: str, default: int | None) -> int | None:
+    """The spec's ``key`` option as a size, else ``default``."""
+    if key not in spec.options:
+        return default
+    try:
+        return parse_size(spec.options[key])
+    except ValueError as exc:
+        raise InputError(f"{spec}: {key}: {exc}") from None
+
+
+def bool_option(spec: InputSpec, key: str, default: bool) -> bool:
+    """The spec's ``key`` option as a boolean (1/0, true/false, yes/no, on/off; bare = true)."""
+    if key not in spec.options:
+        return default
+    value = spec.options[key].strip().lower()
+    if value in _TRUE or value == "":
+        return True
+    if value in _FALSE:
+        return False
+    raise InputError(f"{spec}: {key}={spec.options[key]!r} is not a boolean (1/0, true/false)")
+
+
+def resolve_bind(spec: InputSpec, host: str, port: int, kind: int) -> tuple[int, tuple]:
+    """The (family, sockaddr) to bind ``host:port``; ``*`` or an empty host means every IPv4
+    address (``[::]`` for every address of both families)."""
+    if host in ("", "*"):
+        host = "0.0.0.0"
+    try:
+        infos = socket.getaddrinfo(host, port, type=kind, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise InputError(f"{spec}: cannot resolve {host!r}: {exc.strerror}") from None
+    family, _, _, _, sockaddr = infos[0]
+    return family, sockaddr
+
+
+def format_address(host: str) -> str:
+    """An address as it appears in a spec: IPv6 in brackets."""
+    return f"[{host}]" if ":" in host else host

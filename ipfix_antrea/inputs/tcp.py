@@ -1,0 +1,207 @@
+# `tcp://HOST:PORT` and `tls://HOST:PORT`: IPFIX over a byte stream (RFC 7011 §10.4, §11).
+#
+# Every connection is a transport session with its own `Session`: its templates live exactly as
+# long as the connection (TCP templates never expire, RFC 7011 §8.1). Messages are framed by the
+# length in their header, across reads, by `Session.feed`.
+#
+# Backpressure is the stream's own: a connection hands each read's records to `Intake.put`, which
+# waits while the delivery queue is full; while it waits it does not read, the kernel's receive
+# buffer fills and TCP's window closes on the exporter. Nothing accepted is dropped.
+#
+# A stream that cannot be framed (a header that is not IPFIX) cannot be resynchronised: every
+# later byte is unaligned. The records before the bad message are delivered, the problem is
+# reported, and the connection is closed (RFC 7011 §10.4.1.2 lets the collector reset it); the
+# exporter reconnects and resends its templates. Other connections are not disturbed.
+#
+# TLS (`tls://`) is TCP with a handshake first: certificate and key from `--tls-cert`/`--tls-key`,
+# TLS 1.2 at least (RFC 7011 §11.1 asks for 1.2-era TLS), and with `--tls-client-ca` exporters
+# must present a certificate signed by that CA (mutual TLS, as the Flow Aggregator can do). The
+# allow-list is checked before the handshake, so refused exporters cost nothing; a failed or slow
+# handshake (`handshake_timeout`) is counted and logged once per exporter.
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+import ssl
+from typing import TYPE_CHECKING
+
+from ipfix_antrea import DecodeError, Registry, Session, SessionStats
+
+from . import Batch, InputError, InputSpec, Intake
+from .options import format_address, resolve_bind
+
+if TYPE_CHECKING:
+    import argparse
+
+__all__ = ["TcpListener", "open_tcp", "open_tls", "tls_server_context", "READ_SIZE"]
+
+READ_SIZE = 1 << 16
+HANDSHAKE_TIMEOUT = 10.0
+STOP_TIMEOUT = 10.0  # how long `stop` waits for connections to hand over their last records
+_log = logging.getLogger("ipfix_antrea.inputs.tcp")
+
+
+class TcpListener:
+    """Accepts exporters' connections (TCP, or TLS when ``tls`` is given) and decodes each."""
+
+    def __init__(self, spec: InputSpec, *, registry: Registry | None = None,
+                 tls: ssl.SSLContext | None = None, handshake_timeout: float = HANDSHAKE_TIMEOUT) -> None:
+        self.name = str(spec)
+        self.address = self.name
+        self.scheme = "tls" if tls is not None else "tcp"
+        self._spec = spec
+        self._registry = registry
+        self._tls = tls
+        self.handshake_timeout = handshake_timeout
+        self._intake: Intake | None = None
+        self._server: asyncio.base_events.Server | None = None
+        self._sessions: dict[str, Session] = {}
+        self._writers: set[asyncio.StreamWriter] = set()
+        self._tasks: set[asyncio.Task] = set()
+
+    async def start(self, intake: Intake) -> None:
+        self._intake = intake
+        host, port = self._spec.host_port()
+        family, sockaddr = resolve_bind(self._spec, host, port, socket.SOCK_STREAM)
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(sockaddr)
+        except OSError as exc:
+            sock.close()
+            raise InputError(f"{self.name}: cannot listen: {exc.strerror or exc}") from exc
+        self._server = await asyncio.start_server(self._accept, sock=sock, limit=READ_SIZE)
+        bound = sock.getsockname()
+        self.address = f"{self.scheme}://{format_address(bound[0])}:{bound[1]}"
+
+    async def stop(self) -> None:
+        """Stops accepting, closes every connection and waits for each to hand over the
+        records of what it had already received."""
+        if self._server is not None:
+            self._server.close()
+        for writer in list(self._writers):
+            writer.close()
+        if self._tasks:
+            _, late = await asyncio.wait(set(self._tasks), timeout=STOP_TIMEOUT)
+            for task in late:
+                task.cancel()
+
+    def stats(self) -> list[SessionStats]:
+        return [s.stats for s in self._sessions.values()]
+
+    # ---------------------------------------------------------------- one connection
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        self._tasks.add(task)
+        self._writers.add(writer)
+        try:
+            await self._serve(reader, writer)
+        finally:
+            self._writers.discard(writer)
+            self._tasks.discard(task)
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        intake = self._intake
+        peer = writer.get_extra_info("peername")
+        ip, port = peer[0], peer[1]
+        source = f"{self.scheme} {format_address(ip)}:{port}"
+        if not intake.allows(ip):
+            intake.report(source, "refused", "exporter not in the --allow list; connection closed")
+            return
+        if self._tls is not None and not await self._handshake(writer, source):
+            return
+        session = Session(self._registry) if self._registry is not None else Session()
+        self._sessions[source] = session
+        intake.session_started(source)
+        try:
+            await self._read(reader, session, source, ip)
+        finally:
+            del self._sessions[source]
+            intake.session_ended(source, session.stats)
+
+    async def _handshake(self, writer: asyncio.StreamWriter, source: str) -> bool:
+        try:
+            await asyncio.wait_for(writer.start_tls(self._tls), self.handshake_timeout)
+        except (ssl.SSLError, OSError, asyncio.TimeoutError, EOFError) as exc:
+            reason = "timed out" if isinstance(exc, asyncio.TimeoutError) else (
+                getattr(exc, "reason", None) or str(exc) or type(exc).__name__)
+            self._intake.report(source, "tls handshake failed", f"TLS handshake failed: {reason}; connection closed")
+            return False
+        return True
+
+    async def _read(self, reader: asyncio.StreamReader, session: Session, source: str, ip: str) -> None:
+        intake = self._intake
+        while True:
+            try:
+                data = await reader.read(READ_SIZE)
+            except (ConnectionError, ssl.SSLError, OSError) as exc:
+                intake.report(source, "connection error", f"connection broke: {exc}")
+                data = b""
+            if not data:
+                break
+            lost = None
+            try:
+                records = session.feed(data)
+            except DecodeError as err:
+                records, lost = err.records, err
+            events = session.take_events()
+            if records or events:
+                await intake.put(Batch(source, records, ip, events))
+            if lost is not None:
+                intake.report(source, "stream not IPFIX", f"closing the connection: cannot frame the "
+                              f"stream at byte {lost.offset}: {lost.reason}")
+                return
+        try:
+            session.end_of_stream()
+        except DecodeError as err:
+            intake.report(source, "truncated message", f"connection ended inside a message: {err.reason}")
+        events = session.take_events()
+        if events:
+            await intake.put(Batch(source, (), ip, events))
+
+
+def tls_server_context(cert: str | None, key: str | None, client_ca: str | None) -> ssl.SSLContext:
+    """The server side of ``tls://``: TLS 1.2 or newer, our certificate, and client
+    certificates required and verified against ``client_ca`` when it is given. Raises InputError
+    when a file is missing or does not hold what it should."""
+    if not cert:
+        raise InputError("tls:// inputs need --tls-cert (and --tls-key unless the key is in the cert file)")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        context.load_cert_chain(cert, key or None)
+    except (OSError, ssl.SSLError) as exc:
+        raise InputError(f"--tls-cert {cert} / --tls-key {key}: cannot load: {exc}") from None
+    if client_ca:
+        try:
+            context.load_verify_locations(cafile=client_ca)
+        except (OSError, ssl.SSLError) as exc:
+            raise InputError(f"--tls-client-ca {client_ca}: cannot load: {exc}") from None
+        context.verify_mode = ssl.CERT_REQUIRED
+    return context
+
+
+def _no_options(spec: InputSpec) -> None:
+    if spec.options:
+        raise InputError(f"{spec}: unknown option(s) {', '.join(sorted(spec.options))}; "
+                         f"{spec.scheme} inputs take none (TLS files are flags)")
+
+
+def open_tcp(spec: InputSpec, *, registry: Registry | None = None,
+             options: argparse.Namespace | None = None) -> TcpListener:
+    _no_options(spec)
+    return TcpListener(spec, registry=registry)
+
+
+def open_tls(spec: InputSpec, *, registry: Registry | None = None,
+             options: argparse.Namespace | None = None) -> TcpListener:
+    _no_options(spec)
+    context = tls_server_context(getattr(options, "tls_cert", None), getattr(options, "tls_key", None),
+                                 getattr(options, "tls_client_ca", None))
+    return TcpListener(spec, registry=registry, tls=context)

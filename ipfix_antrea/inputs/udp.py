@@ -1,0 +1,168 @@
+# `udp://HOST:PORT`: IPFIX over UDP (RFC 7011 §10.3), one message per datagram.
+#
+# Each exporter (address, port) is a transport session with a `Session` of its own, so two
+# exporters that use the same template ids never see each other's templates. UDP templates are
+# soft state: they expire `template_lifetime` seconds after they were last sent (default 1800 s,
+# three times Antrea's 600 s refresh), and an exporter that has been silent that long is
+# forgotten (its counters move into the totals), so memory follows the live exporters.
+#
+# UDP has no backpressure. A datagram whose records do not fit in the delivery queue is dropped,
+# and its records counted as dropped; the kernel's receive buffer is what absorbs bursts, so it
+# can be raised (`rcvbuf`, `--udp-rcvbuf`). The kernel caps it at net.core.rmem_max: when it gives
+# less than asked, we say so at start. `reuseport` sets SO_REUSEPORT so several collectors can
+# share a port (the kernel spreads exporters between them).
+#
+# Options, in the spec (`udp://0.0.0.0:4739?rcvbuf=8M&reuseport=1`) or as flags for every UDP
+# input (`--udp-rcvbuf`, `--udp-reuse-port`); the spec wins.
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import time
+from typing import TYPE_CHECKING
+
+from ipfix_antrea import DecodeError, Registry, Session, SessionStats
+
+from . import Batch, InputError, InputSpec, Intake
+from .options import bool_option, format_address, resolve_bind, size_option
+
+if TYPE_CHECKING:
+    import argparse
+
+__all__ = ["UdpListener", "open_udp", "DEFAULT_TEMPLATE_LIFETIME"]
+
+DEFAULT_TEMPLATE_LIFETIME = 1800.0
+SWEEP_INTERVAL = 30.0  # how often idle exporters and stale templates are looked for
+_log = logging.getLogger("ipfix_antrea.inputs.udp")
+
+
+class UdpListener(asyncio.DatagramProtocol):
+    """Receives datagrams on one socket and decodes them, one `Session` per exporter."""
+
+    def __init__(self, spec: InputSpec, *, registry: Registry | None = None,
+                 template_lifetime: float = DEFAULT_TEMPLATE_LIFETIME, rcvbuf: int | None = None,
+                 reuse_port: bool = False) -> None:
+        self.name = str(spec)
+        self.address = self.name
+        self._spec = spec
+        self._registry = registry
+        self.template_lifetime = template_lifetime
+        self.rcvbuf = rcvbuf
+        self.reuse_port = reuse_port
+        self._sessions: dict[tuple[str, int], Session] = {}
+        self._last_seen: dict[tuple[str, int], float] = {}
+        self._intake: Intake | None = None
+        self._transport: asyncio.DatagramTransport | None = None
+        self._sweeper: asyncio.Task | None = None
+
+    # ---------------------------------------------------------------- lifecycle
+
+    async def start(self, intake: Intake) -> None:
+        self._intake = intake
+        loop = asyncio.get_running_loop()
+        sock = self._bind()
+        self._transport, _ = await loop.create_datagram_endpoint(lambda: self, sock=sock)
+        self._sweeper = asyncio.create_task(self._sweep_forever())
+
+    def _bind(self) -> socket.socket:
+        host, port = self._spec.host_port()
+        family, sockaddr = resolve_bind(self._spec, host, port, socket.SOCK_DGRAM)
+        sock = socket.socket(family, socket.SOCK_DGRAM)
+        try:
+            if self.reuse_port:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            if self.rcvbuf:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.rcvbuf)
+                # Linux reports twice what it grants (bookkeeping overhead, socket(7)).
+                granted = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) // 2
+                if granted < self.rcvbuf:
+                    _log.warning("%s: receive buffer is %d bytes, not the %d asked for "
+                                 "(raise net.core.rmem_max)", self.name, granted, self.rcvbuf)
+            sock.bind(sockaddr)
+        except OSError as exc:
+            sock.close()
+            raise InputError(f"{self.name}: cannot listen: {exc.strerror or exc}") from exc
+        sock.setblocking(False)
+        bound = sock.getsockname()
+        self.address = f"udp://{format_address(bound[0])}:{bound[1]}"
+        return sock
+
+    async def stop(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+        if self._transport is not None:
+            self._transport.close()
+        for key in list(self._sessions):
+            self._forget(key)
+
+    def stats(self) -> list[SessionStats]:
+        return [s.stats for s in self._sessions.values()]
+
+    # ---------------------------------------------------------------- receiving
+
+    def datagram_received(self, data: bytes, addr: tuple) -> None:
+        intake = self._intake
+        ip, port = addr[0], addr[1]
+        source = f"udp {format_address(ip)}:{port}"
+        if not intake.allows(ip):
+            intake.report(source, "refused", "exporter not in the --allow list; its datagrams are dropped")
+            return
+        key = (ip, port)
+        session = self._sessions.get(key)
+        now = time.monotonic()
+        if session is None:
+            session = self._sessions[key] = Session(self._registry, template_lifetime=self.template_lifetime) \
+                if self._registry is not None else Session(template_lifetime=self.template_lifetime)
+            intake.session_started(source)
+        self._last_seen[key] = now
+        try:
+            records = session.decode_datagram(data, now)
+        except DecodeError as err:
+            records = err.records
+            intake.report(source, "malformed message", f"datagram dropped: {err.reason}")
+        events = session.take_events()
+        if records or events:
+            if not intake.offer(Batch(source, records, ip, events)):
+                intake.report(source, "dropped", "delivery queue full; dropping datagrams "
+                              "(sinks are slower than this exporter)")
+
+    def error_received(self, exc: Exception) -> None:
+        # ICMP errors and the like on an unconnected socket: nothing was lost on our side.
+        _log.debug("%s: socket error: %s", self.name, exc)
+
+    # ---------------------------------------------------------------- forgetting
+
+    async def _sweep_forever(self) -> None:
+        interval = min(SWEEP_INTERVAL, self.template_lifetime)
+        while True:
+            await asyncio.sleep(interval)
+            self.sweep(time.monotonic())
+
+    def sweep(self, now: float) -> None:
+        """Expires stale templates and forgets exporters silent for a template lifetime."""
+        for key, session in list(self._sessions.items()):
+            session.expire_templates(now)
+            if now - self._last_seen[key] > self.template_lifetime:
+                self._forget(key)
+            else:
+                events = session.take_events()
+                if events:
+                    self._intake.offer(Batch(f"udp {format_address(key[0])}:{key[1]}", (), key[0], events))
+
+    def _forget(self, key: tuple[str, int]) -> None:
+        session = self._sessions.pop(key)
+        self._last_seen.pop(key, None)
+        self._intake.session_ended(f"udp {format_address(key[0])}:{key[1]}", session.stats)
+
+
+def open_udp(spec: InputSpec, *, registry: Registry | None = None,
+             options: argparse.Namespace | None = None) -> UdpListener:
+    rcvbuf = size_option(spec, "rcvbuf", getattr(options, "udp_rcvbuf", None))
+    reuse_port = bool_option(spec, "reuseport", bool(getattr(options, "udp_reuse_port", False)))
+    lifetime = getattr(options, "template_lifetime", None) or DEFAULT_TEMPLATE_LIFETIME
+    unknown = set(spec.options) - {"rcvbuf", "reuseport"}
+    if unknown:
+        raise InputError(f"{spec}: unknown option(s) {', '.join(sorted(unknown))}; udp takes rcvbuf, reuseport")
+    return UdpListener(spec, registry=registry, template_lifetime=lifetime, rcvbuf=rcvbuf,
+                       reuse_port=reuse_port)
