@@ -30,7 +30,7 @@ from .sinks import FanOut, Sink, SinkError, open_sink, parse_sink_spec, sink_sch
 if TYPE_CHECKING:
     from ipfix_antrea import Registry
 
-__all__ = ["main", "build_parser", "apply_environment", "exit_status", "ENV_PREFIX"]
+__all__ = ["main", "build_parser", "parse_args", "apply_environment", "exit_status", "ENV_PREFIX"]
 
 ENV_PREFIX = "IPFIX_COLLECT_"
 
@@ -206,13 +206,28 @@ def env_name(option: str) -> str:
     return ENV_PREFIX + option.lstrip("-").upper().replace("-", "_")
 
 
-def apply_environment(parser: argparse.ArgumentParser, environ: Mapping[str, str]) -> None:
-    """Makes ``IPFIX_COLLECT_<FLAG>`` the default of every long flag that has one set.
+def parse_args(parser: argparse.ArgumentParser, argv: Sequence[str] | None,
+               environ: Mapping[str, str]) -> argparse.Namespace:
+    """Parses ``argv`` with ``IPFIX_COLLECT_<FLAG>`` variables as defaults; a repeatable flag
+    given on the command line replaces its variable's list instead of adding to it."""
+    from_env = apply_environment(parser, environ)
+    args = parser.parse_args(argv)
+    for dest, n in from_env.items():
+        values = getattr(args, dest)
+        if len(values) > n:  # argparse appended command-line values to the variable's list
+            setattr(args, dest, values[n:])
+    return args
+
+
+def apply_environment(parser: argparse.ArgumentParser, environ: Mapping[str, str]) -> dict[str, int]:
+    """Makes ``IPFIX_COLLECT_<FLAG>`` the default of every long flag that has one set; returns
+    how many values each repeatable flag got from its variable.
 
     Values go through the flag's own type check; repeatable flags take a shell-quoted,
     space-separated list; switches take 1/0, true/false, yes/no, on/off. A bad value is a usage
     error naming the variable.
     """
+    appended: dict[str, int] = {}
     for action in parser._actions:  # noqa: SLF001 - argparse has no public list of actions
         longs = [o for o in action.option_strings if o.startswith("--")]
         if not longs or isinstance(action, (argparse._HelpAction, argparse._VersionAction)):
@@ -229,12 +244,14 @@ def apply_environment(parser: argparse.ArgumentParser, environ: Mapping[str, str
                 default = value in _TRUE
             elif isinstance(action, argparse._AppendAction):
                 default = [_convert(action, item) for item in shlex.split(text)]
+                appended[action.dest] = len(default)
             else:
                 default = _convert(action, text)
         except (argparse.ArgumentTypeError, ValueError) as exc:
             parser.error(f"{name}: {exc}")
         action.default = default
         action.required = False
+    return appended
 
 
 def _convert(action: argparse.Action, text: str) -> object:
@@ -307,9 +324,7 @@ class _UsageError(Exception):
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
     """Run ``ipfix-collect``; returns the exit status (see --help). ``environ`` defaults to
     the process environment."""
-    parser = build_parser()
-    apply_environment(parser, os.environ if environ is None else environ)
-    args = parser.parse_args(argv)
+    args = parse_args(build_parser(), argv, os.environ if environ is None else environ)
     level = "debug" if args.verbose else "warning" if args.quiet else args.log_level
     handler = _setup_logging(level)
     try:

@@ -73,6 +73,8 @@ class Collector:
         self._stop: asyncio.Event | None = None
         self._stop_reading = threading.Event()  # tells the finite-input thread to stop
         self._signalled = False
+        #: Set once every listener is bound (or failed to bind) and the run is under way.
+        self.ready = threading.Event()
 
     # ---------------------------------------------------------------- running
 
@@ -97,6 +99,7 @@ class Collector:
             log.error("%s", exc)
             self.monitor.input_errors.append(str(exc))
             self._stop.set()
+        self.ready.set()
         reader = asyncio.create_task(asyncio.to_thread(self._read_finite))
         status = asyncio.create_task(self._status_forever()) if self.status_interval > 0 else None
         waits = {asyncio.create_task(self._stop.wait())}

@@ -72,7 +72,8 @@ class TcpListener:
         except OSError as exc:
             sock.close()
             raise InputError(f"{self.name}: cannot listen: {exc.strerror or exc}") from exc
-        self._server = await asyncio.start_server(self._accept, sock=sock, limit=READ_SIZE)
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(lambda: _Accepted(self), sock=sock)
         bound = sock.getsockname()
         self.address = f"{self.scheme}://{format_address(bound[0])}:{bound[1]}"
 
@@ -93,29 +94,56 @@ class TcpListener:
 
     # ---------------------------------------------------------------- one connection
 
-    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _accept(self, transport: asyncio.Transport) -> None:
         task = asyncio.current_task()
         self._tasks.add(task)
-        self._writers.add(writer)
+        writer = None
         try:
-            await self._serve(reader, writer)
+            writer, reader, source, ip = await self._open(transport)
+            if writer is not None:
+                self._writers.add(writer)
+                await self._serve(reader, source, ip)
         finally:
             self._writers.discard(writer)
             self._tasks.discard(task)
-            writer.close()
-            with contextlib.suppress(Exception):
-                await writer.wait_closed()
+            if writer is not None:
+                writer.close()
+                with contextlib.suppress(Exception):
+                    await writer.wait_closed()
+            else:
+                transport.abort()
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        intake = self._intake
-        peer = writer.get_extra_info("peername")
+    async def _open(self, transport: asyncio.Transport) -> tuple:
+        """Checks the exporter, does the TLS handshake, and sets the connection up as a stream;
+        (None, ...) when the connection is refused. The transport is still paused: nothing
+        has been read from it, so no ClientHello can end up in a plain-text buffer."""
+        peer = transport.get_extra_info("peername")
         ip, port = peer[0], peer[1]
         source = f"{self.scheme} {format_address(ip)}:{port}"
-        if not intake.allows(ip):
-            intake.report(source, "refused", "exporter not in the --allow list; connection closed")
-            return
-        if self._tls is not None and not await self._handshake(writer, source):
-            return
+        if not self._intake.allows(ip):
+            self._intake.report(source, "refused", "exporter not in the --allow list; connection closed")
+            return None, None, source, ip
+        loop = asyncio.get_running_loop()
+        reader = asyncio.StreamReader(limit=READ_SIZE)
+        protocol = asyncio.StreamReaderProtocol(reader)
+        if self._tls is not None:
+            try:
+                transport = await loop.start_tls(transport, protocol, self._tls, server_side=True,
+                                                 ssl_handshake_timeout=self.handshake_timeout)
+            except (ssl.SSLError, OSError, asyncio.TimeoutError, EOFError) as exc:
+                reason = getattr(exc, "reason", None) or str(exc) or type(exc).__name__
+                self._intake.report(source, "tls handshake failed",
+                                    f"TLS handshake failed: {reason}; connection closed")
+                return None, None, source, ip
+        else:
+            transport.set_protocol(protocol)
+        protocol.connection_made(transport)
+        if self._tls is None:
+            transport.resume_reading()
+        return asyncio.StreamWriter(transport, protocol, reader, loop), reader, source, ip
+
+    async def _serve(self, reader: asyncio.StreamReader, source: str, ip: str) -> None:
+        intake = self._intake
         session = Session(self._registry) if self._registry is not None else Session()
         self._sessions[source] = session
         intake.session_started(source)
@@ -124,16 +152,6 @@ class TcpListener:
         finally:
             del self._sessions[source]
             intake.session_ended(source, session.stats)
-
-    async def _handshake(self, writer: asyncio.StreamWriter, source: str) -> bool:
-        try:
-            await asyncio.wait_for(writer.start_tls(self._tls), self.handshake_timeout)
-        except (ssl.SSLError, OSError, asyncio.TimeoutError, EOFError) as exc:
-            reason = "timed out" if isinstance(exc, asyncio.TimeoutError) else (
-                getattr(exc, "reason", None) or str(exc) or type(exc).__name__)
-            self._intake.report(source, "tls handshake failed", f"TLS handshake failed: {reason}; connection closed")
-            return False
-        return True
 
     async def _read(self, reader: asyncio.StreamReader, session: Session, source: str, ip: str) -> None:
         intake = self._intake
@@ -164,6 +182,20 @@ class TcpListener:
         events = session.take_events()
         if events:
             await intake.put(Batch(source, (), ip, events))
+
+
+class _Accepted(asyncio.Protocol):
+    """A new connection: paused at once, then handed to the listener's `_accept` task."""
+
+    def __init__(self, listener: TcpListener) -> None:
+        self._listener = listener
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        transport.pause_reading()
+        asyncio.get_running_loop().create_task(self._listener._accept(transport))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        pass  # before the stream is set up there is nothing to hand over
 
 
 def tls_server_context(cert: str | None, key: str | None, client_ca: str | None) -> ssl.SSLContext:

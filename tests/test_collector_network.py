@@ -1,0 +1,340 @@
+"""The collector over real sockets on loopback: UDP, TCP, TLS, mTLS, allow-list, expiry,
+backpressure. Each test runs the `Collector` that `ipfix-collect` runs (tests/collector_harness.py)."""
+
+from __future__ import annotations
+
+import socket
+import ssl
+import threading
+import time
+import warnings
+
+import pytest
+import trustme
+
+from collector_harness import EXPORT_TIME, MemorySink, RunningCollector, encoder, messages, row
+
+pytestmark = pytest.mark.timeout(60)
+
+
+class UdpExporter:
+    """One exporter: one socket, so one (address, port) and one session at the collector."""
+
+    def __init__(self, port: int, *, source: str = "127.0.0.1", family=socket.AF_INET,
+                 host: str = "127.0.0.1") -> None:
+        self.sock = socket.socket(family, socket.SOCK_DGRAM)
+        self.sock.bind((source, 0))
+        self.target = (host, port)
+
+    def send(self, datagrams, *, pace: float = 0.0) -> None:
+        for d in datagrams:
+            self.sock.sendto(d, self.target)
+            if pace:
+                time.sleep(pace)
+
+
+def send_udp(port: int, datagrams, *, pace: float = 0.0, **where) -> None:
+    """Sends ``datagrams`` from a new exporter socket."""
+    UdpExporter(port, **where).send(datagrams, pace=pace)
+
+
+def send_tcp(port: int, data: bytes, *, chunk: int | None = None) -> None:
+    with socket.create_connection(("127.0.0.1", port)) as s:
+        if chunk is None:
+            s.sendall(data)
+        else:
+            for i in range(0, len(data), chunk):
+                s.sendall(data[i:i + chunk])
+
+
+def pods(docs) -> list[str]:
+    return sorted(d["ipfix"]["sourcePodName"] for d in docs)
+
+
+# --------------------------------------------------------------------------------------------
+# UDP
+
+
+def test_udp_records_arrive_with_their_values_and_the_exporter_address():
+    with RunningCollector(["udp://127.0.0.1:0"]) as c:
+        send_udp(c.port("udp"), messages(30))
+        docs = c.sink.wait_for(30)
+    first = next(d for d in docs if d["ipfix"]["sourcePodName"].endswith("-0"))
+    assert first["host"] == "127.0.0.1"
+    assert first["ipfix"]["sourceIPv4Address"] == "10.10.0.0"
+    assert first["ipfix"]["octetDeltaCount"] == 1000
+    assert first["ipfix"]["flowEndSeconds"] == "2024-05-01T11:59:59Z"
+
+
+def test_udp_exporters_with_the_same_template_id_keep_their_own_templates():
+    # Two exporters use template 256 for different element lists: each must decode with its own.
+    a = encoder(fields=["sourceIPv4Address", "octetDeltaCount"])
+    b = encoder(fields=["octetDeltaCount", "sourcePodName"])
+    with RunningCollector(["udp://127.0.0.1:0"]) as c:
+        one = UdpExporter(c.port("udp"), source="127.0.0.2")
+        two = UdpExporter(c.port("udp"), source="127.0.0.3")
+        one.send(a.template_messages())
+        two.send(b.template_messages())
+        one.send(a.encode(256, [("10.0.0.1", 11)]))
+        two.send(b.encode(256, [(22, "pod-b")]))
+        docs = c.sink.wait_for(2)
+    by_host = {d["host"]: d["ipfix"] for d in docs}
+    assert by_host["127.0.0.2"]["sourceIPv4Address"] == "10.0.0.1"
+    assert by_host["127.0.0.3"]["sourcePodName"] == "pod-b"
+
+
+def test_udp_over_ipv6():
+    with RunningCollector(["udp://[::1]:0"]) as c:
+        send_udp(c.port("udp"), messages(5), source="::1", family=socket.AF_INET6, host="::1")
+        docs = c.sink.wait_for(5)
+    assert {d["host"] for d in docs} == {"::1"}
+
+
+def test_udp_templates_expire_after_the_template_lifetime():
+    enc = encoder()
+    with RunningCollector(["udp://127.0.0.1:0"], template_lifetime=0.3) as c:
+        exporter = UdpExporter(c.port("udp"))
+        exporter.send(enc.template_messages())
+        exporter.send(enc.encode(256, [row(1)]))
+        c.sink.wait_for(1)
+        time.sleep(0.6)  # longer than the lifetime: the template is gone
+        exporter.send(enc.encode(256, [row(2)]))
+        time.sleep(0.3)
+        summary = c.stop()
+    assert len(c.sink.docs) == 1
+    assert summary.counters["templates_expired"] == 1
+    assert summary.counters["missing_template_sets"] == 1
+
+
+def test_udp_garbage_is_counted_and_logged_once_and_other_exporters_are_undisturbed(caplog):
+    with RunningCollector(["udp://127.0.0.1:0"]) as c:
+        port = c.port("udp")
+        send_udp(port, [b"\x00\x09garbage garbage garbage"] * 50, source="127.0.0.9")
+        send_udp(port, messages(20), source="127.0.0.2")
+        c.sink.wait_for(20)
+        time.sleep(0.1)
+        summary = c.stop()
+    assert summary.counters["malformed_messages"] == 50
+    assert summary.problems["malformed message"] == 50
+    logged = [r for r in caplog.records if "127.0.0.9" in r.getMessage()
+              and "malformed" not in r.getMessage() and "session" not in r.getMessage()]
+    lines = [r.getMessage() for r in caplog.records if "version 9 is not IPFIX" in r.getMessage()]
+    assert len(lines) == 1 and not logged
+
+
+def test_udp_drops_are_counted_when_the_queue_is_full_and_nothing_grows():
+    sink = MemorySink()
+    sink.hold()  # the sink is stuck: the queue fills up
+    with RunningCollector(["udp://127.0.0.1:0"], sink, queue_records=50) as c:
+        send_udp(c.port("udp"), messages(300), pace=0.001)
+        time.sleep(0.3)
+        queued = c.collector.pipeline.stats().queued
+        sink.release()
+        summary = c.stop()
+    assert queued <= 50 + 10  # capacity, plus at most the batch it was writing
+    assert summary.dropped > 0
+    assert summary.records + summary.dropped == 300
+    assert len(sink.docs) == summary.records  # everything accepted was delivered
+
+
+# --------------------------------------------------------------------------------------------
+# TCP
+
+
+def test_tcp_message_split_across_many_small_writes_is_reassembled():
+    data = b"".join(messages(40, max_size=65535, per_message=40))
+    with RunningCollector(["tcp://127.0.0.1:0"]) as c:
+        send_tcp(c.port("tcp"), data, chunk=7)
+        docs = c.sink.wait_for(40)
+    assert len(docs) == 40
+
+
+def test_tcp_several_exporters_at_once_and_one_sending_garbage():
+    streams = {f"exp{k}": b"".join(messages(200, domain=k, pod=f"exp{k}")) for k in range(4)}
+    with RunningCollector(["tcp://127.0.0.1:0"]) as c:
+        port = c.port("tcp")
+        bad = socket.create_connection(("127.0.0.1", port))
+        good = [threading.Thread(target=send_tcp, args=(port, s), kwargs={"chunk": 1000})
+                for s in streams.values()]
+        for t in good:
+            t.start()
+        bad.sendall(b"\x00\x0a\x00\x20" + b"\x00" * 28 + b"HTTP/1.1 200 OK\r\n\r\n" * 10)
+        bad.settimeout(10)
+        closed_by_collector = bad.recv(1) == b""
+        for t in good:
+            t.join()
+        docs = c.sink.wait_for(800)
+        summary = c.stop()
+    assert closed_by_collector
+    assert len(docs) == 800
+    assert {d["ipfix"]["sourcePodName"].split("-")[0] for d in docs} == set(streams)
+    assert summary.problems["stream not IPFIX"] == 1
+
+
+def test_tcp_backpressure_pauses_reading_and_loses_nothing():
+    sink = MemorySink()
+    sink.hold()
+    data = b"".join(messages(5000, max_size=65535, per_message=100))
+    with RunningCollector(["tcp://127.0.0.1:0"], sink, queue_records=200) as c:
+        sender = threading.Thread(target=send_tcp, args=(c.port("tcp"), data))
+        sender.start()
+        time.sleep(0.5)
+        accepted = c.collector.pipeline.stats().accepted
+        sink.release()
+        sender.join(30)
+        docs = sink.wait_for(5000)
+        summary = c.stop()
+    # While the sink was stuck the collector took the queue's worth and a read or two, then
+    # stopped reading; afterwards every record arrived.
+    assert accepted < 2000
+    assert len(docs) == 5000 and summary.dropped == 0
+
+
+def test_tcp_templates_belong_to_their_connection():
+    enc = encoder()
+    with RunningCollector(["tcp://127.0.0.1:0"]) as c:
+        port = c.port("tcp")
+        send_tcp(port, b"".join(enc.template_messages() + enc.encode(256, [row(1)])))
+        c.sink.wait_for(1)
+        send_tcp(port, b"".join(enc.encode(256, [row(2)])))  # a new connection without a template
+        time.sleep(0.3)
+        summary = c.stop()
+    assert len(c.sink.docs) == 1
+    assert summary.counters["missing_template_sets"] == 1
+
+
+# --------------------------------------------------------------------------------------------
+# TLS
+
+
+@pytest.fixture(scope="module")
+def ca() -> trustme.CA:
+    return trustme.CA()
+
+
+@pytest.fixture(scope="module")
+def server_files(ca, tmp_path_factory):
+    d = tmp_path_factory.mktemp("tls")
+    cert = ca.issue_cert("127.0.0.1", "localhost")
+    cert.private_key_and_cert_chain_pem.write_to_path(str(d / "server.pem"))
+    ca.cert_pem.write_to_path(str(d / "ca.pem"))
+    return d
+
+
+def tls_client(ca: trustme.CA, client_cert: trustme.LeafCert | None = None) -> ssl.SSLContext:
+    ctx = ssl.create_default_context()
+    ca.configure_trust(ctx)
+    if client_cert is not None:
+        client_cert.configure_cert(ctx)
+    return ctx
+
+
+def send_tls(port: int, ctx: ssl.SSLContext, data: bytes) -> None:
+    with socket.create_connection(("127.0.0.1", port)) as raw, \
+            ctx.wrap_socket(raw, server_hostname="127.0.0.1") as s:
+        s.sendall(data)
+
+
+def tls_collector(server_files, *, mutual: bool) -> RunningCollector:
+    return RunningCollector(["tls://127.0.0.1:0"], tls_cert=str(server_files / "server.pem"),
+                            tls_client_ca=str(server_files / "ca.pem") if mutual else None)
+
+
+def test_tls_records_arrive(ca, server_files):
+    with tls_collector(server_files, mutual=False) as c:
+        send_tls(c.port("tls"), tls_client(ca), b"".join(messages(50, max_size=65535)))
+        docs = c.sink.wait_for(50)
+    assert len(docs) == 50
+
+
+def test_tls_refuses_tls_1_1(ca, server_files):
+    ctx = tls_client(ca)
+    ctx.set_ciphers("DEFAULT:@SECLEVEL=0")  # let this client offer TLS 1.1 at all
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_1
+        ctx.maximum_version = ssl.TLSVersion.TLSv1_1
+    with tls_collector(server_files, mutual=False) as c:
+        with pytest.raises((ssl.SSLError, ConnectionError)):
+            send_tls(c.port("tls"), ctx, b"".join(messages(5)))
+        time.sleep(0.2)
+        summary = c.stop()
+    assert summary.problems["tls handshake failed"] == 1  # the server refused it, not the client
+
+
+def test_mtls_accepts_a_client_certificate_from_the_ca(ca, server_files):
+    with tls_collector(server_files, mutual=True) as c:
+        send_tls(c.port("tls"), tls_client(ca, ca.issue_cert("flow-aggregator")), b"".join(messages(20)))
+        docs = c.sink.wait_for(20)
+    assert len(docs) == 20
+
+
+def _refused(c: RunningCollector, ctx: ssl.SSLContext) -> None:
+    # TLS 1.3 finishes the client's side of the handshake before the server checks its
+    # certificate: the refusal shows as a closed connection on the first read.
+    with socket.create_connection(("127.0.0.1", c.port("tls"))) as raw, \
+            ctx.wrap_socket(raw, server_hostname="127.0.0.1") as s:
+        s.settimeout(10)
+        with pytest.raises((ssl.SSLError, ConnectionError)):
+            s.sendall(b"".join(messages(5)))
+            if s.recv(1) == b"":
+                raise ConnectionResetError("closed")
+
+
+def test_mtls_refuses_a_client_without_a_certificate(ca, server_files):
+    with tls_collector(server_files, mutual=True) as c:
+        _refused(c, tls_client(ca))
+        time.sleep(0.2)
+        summary = c.stop()
+    assert c.sink.docs == []
+    assert summary.problems["tls handshake failed"] == 1
+
+
+def test_mtls_refuses_a_certificate_from_another_ca(ca, server_files):
+    stranger = trustme.CA().issue_cert("intruder")
+    with tls_collector(server_files, mutual=True) as c:
+        _refused(c, tls_client(ca, stranger))
+        time.sleep(0.2)
+        summary = c.stop()
+    assert c.sink.docs == []
+    assert summary.problems["tls handshake failed"] == 1
+
+
+# --------------------------------------------------------------------------------------------
+# allow-list
+
+
+def test_allow_list_drops_udp_from_other_exporters():
+    with RunningCollector(["udp://127.0.0.1:0"], allow=["127.0.0.2/32"]) as c:
+        port = c.port("udp")
+        send_udp(port, messages(10, pod="stranger"), source="127.0.0.3")
+        send_udp(port, messages(10, pod="friend"), source="127.0.0.2")
+        docs = c.sink.wait_for(10)
+        time.sleep(0.2)
+        summary = c.stop()
+    assert {d["host"] for d in docs} == {"127.0.0.2"} and len(c.sink.docs) == 10
+    assert summary.problems["refused"] == 2  # the template message and the data message
+
+
+def test_allow_list_closes_tcp_connections_from_other_exporters():
+    with RunningCollector(["tcp://127.0.0.1:0"], allow=["10.0.0.0/8"]) as c:
+        with socket.create_connection(("127.0.0.1", c.port("tcp"))) as s:
+            s.settimeout(10)
+            assert s.recv(1) == b""  # closed at once
+        summary = c.stop()
+    assert summary.problems["refused"] == 1 and c.sink.docs == []
+
+
+# --------------------------------------------------------------------------------------------
+# stopping
+
+
+def test_stop_hands_over_what_connections_already_received():
+    sink = MemorySink()
+    with RunningCollector(["tcp://127.0.0.1:0"], sink, flush_interval=3600) as c:
+        with socket.create_connection(("127.0.0.1", c.port("tcp"))) as s:
+            s.sendall(b"".join(messages(100, max_size=65535)))
+            time.sleep(0.3)
+            summary = c.stop()  # the exporter is still connected
+    assert len(sink.docs) == 100 and summary.delivered == 100
+    assert sink.closed and sink.flushes >= 1

@@ -1,0 +1,158 @@
+"""The delivery pipeline: bounded by records, backpressure for put, counted refusals for offer,
+every accepted record delivered or counted as undelivered."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+import pytest
+
+from collector_harness import MemorySink, encoder, row
+from ipfix_antrea import Session
+from ipfix_antrea.inputs import Batch
+from ipfix_antrea.pipeline import Pipeline
+from ipfix_antrea.sinks import SinkError
+
+pytestmark = pytest.mark.timeout(30)
+
+
+def batch(n: int, start: int = 0) -> Batch:
+    enc = encoder()
+    data = b"".join(enc.template_messages() + enc.encode(256, [row(i) for i in range(start, start + n)]))
+    return Batch("test", Session().feed(data), "10.0.0.1")
+
+
+def test_offer_refuses_and_counts_records_that_do_not_fit():
+    sink = MemorySink()
+    sink.hold()
+    p = Pipeline(sink, capacity=10)
+    assert p.offer(batch(6))  # taken by the sink thread, stuck in write
+    time.sleep(0.1)
+    assert p.offer(batch(6))
+    assert not p.offer(batch(6))
+    assert p.stats().refused == 6
+    sink.release()
+    stats = p.close()
+    assert (stats.accepted, stats.delivered, stats.refused) == (12, 12, 6)
+
+
+def test_an_empty_queue_takes_a_batch_larger_than_its_capacity():
+    p = Pipeline(MemorySink(), capacity=5)
+    assert p.offer(batch(20))
+    assert p.close().delivered == 20
+
+
+def test_put_waits_for_room_instead_of_dropping():
+    sink = MemorySink()
+    sink.hold()
+    p = Pipeline(sink, capacity=10)
+    p.put(batch(8))
+    time.sleep(0.1)  # the first batch is in the sink's write
+    p.put(batch(8))
+    blocked = threading.Thread(target=p.put, args=(batch(8),))
+    blocked.start()
+    time.sleep(0.2)
+    assert blocked.is_alive()  # no room: the producer waits
+    sink.release()
+    blocked.join(5)
+    assert not blocked.is_alive()
+    assert p.close().delivered == 24
+
+
+def test_put_async_waits_without_blocking_the_event_loop():
+    sink = MemorySink()
+    sink.hold()
+    p = Pipeline(sink, capacity=10)
+
+    async def main() -> int:
+        await p.put_async(batch(8))
+        await asyncio.sleep(0.1)
+        await p.put_async(batch(8))
+        waiting = asyncio.create_task(p.put_async(batch(8)))
+        ticks = 0
+        for _ in range(10):  # the loop keeps running while the put waits
+            await asyncio.sleep(0.01)
+            ticks += 1
+        assert not waiting.done()
+        sink.release()
+        await asyncio.wait_for(waiting, 5)
+        return ticks
+
+    assert asyncio.run(main()) == 10
+    assert p.close().delivered == 24
+
+
+def test_close_drains_the_queue_flushes_and_closes_the_sink():
+    sink = MemorySink()
+    p = Pipeline(sink, flush_interval=3600)
+    for k in range(5):
+        p.put(batch(10, start=10 * k))
+    stats = p.close()
+    assert stats.delivered == 50 and len(sink.docs) == 50
+    assert sink.flushes >= 1 and sink.closed
+
+
+def test_documents_are_written_in_slices_of_batch_size():
+    sizes = []
+
+    class Recording(MemorySink):
+        def write(self, docs, ids=None):
+            sizes.append(len(docs))
+            super().write(docs)
+
+    p = Pipeline(Recording(), batch_size=4)
+    p.put(batch(10))
+    p.close()
+    assert sizes == [4, 4, 2]
+
+
+def test_idle_queue_flushes_buffered_documents():
+    sink = MemorySink()
+    p = Pipeline(sink, flush_interval=0.05)
+    p.put(batch(3))
+    time.sleep(0.3)
+    assert sink.flushes >= 1
+    p.close()
+
+
+def test_sink_that_wants_ids_gets_one_stable_id_per_document():
+    got = []
+
+    class WithIds(MemorySink):
+        wants_ids = True
+
+        def write(self, docs, ids=None):
+            got.extend(ids)
+            super().write(docs)
+
+    p = Pipeline(WithIds())
+    p.put(batch(3))
+    p.close()
+    assert got == [f"10.0.0.1/7/1714564800/0/{i}" for i in range(3)]
+
+
+def test_a_failed_sink_counts_what_it_did_not_deliver_and_keeps_draining():
+    errors = []
+
+    class Failing(MemorySink):
+        def write(self, docs, ids=None):
+            if len(self.docs) >= 5:
+                raise SinkError("memory: disk full")
+            super().write(docs)
+
+    p = Pipeline(Failing(), batch_size=5, on_sink_error=errors.append)
+    for k in range(4):
+        p.put(batch(5, start=5 * k))  # never blocks behind the dead sink
+    stats = p.close()
+    assert (stats.accepted, stats.delivered, stats.undelivered) == (20, 5, 15)
+    assert [str(e) for e in errors] == ["memory: disk full"]
+    assert str(p.sink_error) == "memory: disk full"
+
+
+def test_offer_after_close_is_an_error():
+    p = Pipeline(MemorySink())
+    p.close()
+    with pytest.raises(RuntimeError):
+        p.offer(batch(1))
