@@ -41,6 +41,7 @@ EXIT_SINK_FAILED = 3
 EXIT_ABANDONED = 130
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
+DEFAULT_MAX_TEMPLATE_FIELDS = 1024  # Antrea's largest template has about 100
 
 
 def _epilog() -> str:
@@ -119,6 +120,10 @@ def build_parser() -> argparse.ArgumentParser:
                      "net.core.rmem_max)")
     net.add_argument("--udp-reuse-port", action="store_true",
                      help="set SO_REUSEPORT so several collectors can share a UDP port")
+    net.add_argument("--max-template-fields", type=_non_negative_int, default=DEFAULT_MAX_TEMPLATE_FIELDS,
+                     metavar="N", help="refuse templates with more fields than this from network "
+                     f"exporters (default {DEFAULT_MAX_TEMPLATE_FIELDS}; 0: no limit); compiling a new "
+                     "template costs about 50 µs per field")
     net.add_argument("--tls-cert", metavar="PEM", help="server certificate (chain) for tls:// inputs")
     net.add_argument("--tls-key", metavar="PEM", help="private key of --tls-cert")
     net.add_argument("--tls-client-ca", metavar="PEM",
@@ -159,6 +164,16 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1: {value}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative: {value}")
     return value
 
 

@@ -382,6 +382,14 @@ def test_template_with_more_fields_than_fit_is_malformed():
     assert s.template(1, 300) is None
 
 
+def test_template_with_more_fields_than_the_cap_is_refused_as_malformed():
+    s = Session(max_template_fields=3)
+    s.decode_datagram(message([template_set(300, [(4, 1)] * 3), template_set(301, [(4, 1)] * 4)]))
+    (event,) = [e for e in s.take_events() if isinstance(e, MalformedSet)]
+    assert "template 301 has 4 fields, more than the limit of 3" in event.error.reason
+    assert s.template(1, 300) is not None and s.template(1, 301) is None
+
+
 def test_invalid_redefinition_removes_the_old_template():
     s = Session()
     s.decode_datagram(message([template_set(300, [(4, 1)])]))

@@ -19,6 +19,7 @@
 # counts a problem with one exporter and logs it once per kind.
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
@@ -26,7 +27,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 if TYPE_CHECKING:
     import argparse
 
-    from ipfix_antrea import Event, Record, Registry, SessionStats
+    from ipfix_antrea import Event, Record, Registry, Session, SessionStats
 
 __all__ = [
     "Batch",
@@ -39,6 +40,7 @@ __all__ = [
     "register_input",
     "input_schemes",
     "open_input",
+    "session_factory",
     "FileInput",
 ]
 
@@ -199,6 +201,19 @@ def parse_input_spec(text: str) -> InputSpec:
     return InputSpec(scheme, rest, options, text)
 
 
+def session_factory(registry: Registry | None, options: argparse.Namespace | None, *,
+                    template_lifetime: float | None = None) -> Callable[[], Session]:
+    """How a network input makes the `Session` of each new exporter: the registry, the
+    transport's template lifetime and the ``--max-template-fields`` cap."""
+    from ipfix_antrea import Session
+
+    kwargs: dict = {"template_lifetime": template_lifetime,
+                    "max_template_fields": getattr(options, "max_template_fields", None) or None}
+    if registry is not None:
+        kwargs["registry"] = registry
+    return functools.partial(Session, **kwargs)
+
+
 def open_input(spec: str | InputSpec, *, registry: Registry | None = None,
                options: argparse.Namespace | None = None) -> Input | Listener:
     """Parse (if needed) and create one input; nothing is opened until it is iterated (an
@@ -212,6 +227,9 @@ from .file import FileInput, open_file  # noqa: E402 - registers after the regis
 
 register_input("file", open_file, network=False, usage="file:PATH",
                help="a file of concatenated IPFIX messages (RFC 5655 files too); file:- reads stdin")
+register_input("pcap", __import__(f"{__name__}.pcap", fromlist=["open_pcap"]).open_pcap,
+               network=False, usage="pcap:PATH", help="IPFIX over UDP and TCP replayed from a pcap or "
+               "pcapng capture, one session per flow; pcap:PATH?port=4739 takes only that port")
 
 from .tcp import open_tcp, open_tls  # noqa: E402
 from .udp import open_udp  # noqa: E402

@@ -25,11 +25,12 @@ import contextlib
 import logging
 import socket
 import ssl
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ipfix_antrea import DecodeError, Registry, Session, SessionStats
 
-from . import Batch, InputError, InputSpec, Intake
+from . import Batch, InputError, InputSpec, Intake, session_factory
 from .options import format_address, resolve_bind
 
 if TYPE_CHECKING:
@@ -46,13 +47,13 @@ _log = logging.getLogger("ipfix_antrea.inputs.tcp")
 class TcpListener:
     """Accepts exporters' connections (TCP, or TLS when ``tls`` is given) and decodes each."""
 
-    def __init__(self, spec: InputSpec, *, registry: Registry | None = None,
+    def __init__(self, spec: InputSpec, *, new_session: Callable[[], Session] = Session,
                  tls: ssl.SSLContext | None = None, handshake_timeout: float = HANDSHAKE_TIMEOUT) -> None:
         self.name = str(spec)
         self.address = self.name
         self.scheme = "tls" if tls is not None else "tcp"
         self._spec = spec
-        self._registry = registry
+        self._new_session = new_session
         self._tls = tls
         self.handshake_timeout = handshake_timeout
         self._intake: Intake | None = None
@@ -144,7 +145,7 @@ class TcpListener:
 
     async def _serve(self, reader: asyncio.StreamReader, source: str, ip: str) -> None:
         intake = self._intake
-        session = Session(self._registry) if self._registry is not None else Session()
+        session = self._new_session()
         self._sessions[source] = session
         intake.session_started(source)
         try:
@@ -228,7 +229,7 @@ def _no_options(spec: InputSpec) -> None:
 def open_tcp(spec: InputSpec, *, registry: Registry | None = None,
              options: argparse.Namespace | None = None) -> TcpListener:
     _no_options(spec)
-    return TcpListener(spec, registry=registry)
+    return TcpListener(spec, new_session=session_factory(registry, options))
 
 
 def open_tls(spec: InputSpec, *, registry: Registry | None = None,
@@ -236,4 +237,4 @@ def open_tls(spec: InputSpec, *, registry: Registry | None = None,
     _no_options(spec)
     context = tls_server_context(getattr(options, "tls_cert", None), getattr(options, "tls_key", None),
                                  getattr(options, "tls_client_ca", None))
-    return TcpListener(spec, registry=registry, tls=context)
+    return TcpListener(spec, new_session=session_factory(registry, options), tls=context)

@@ -20,11 +20,12 @@ import asyncio
 import logging
 import socket
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ipfix_antrea import DecodeError, Registry, Session, SessionStats
 
-from . import Batch, InputError, InputSpec, Intake
+from . import Batch, InputError, InputSpec, Intake, session_factory
 from .options import bool_option, format_address, resolve_bind, size_option
 
 if TYPE_CHECKING:
@@ -40,13 +41,13 @@ _log = logging.getLogger("ipfix_antrea.inputs.udp")
 class UdpListener(asyncio.DatagramProtocol):
     """Receives datagrams on one socket and decodes them, one `Session` per exporter."""
 
-    def __init__(self, spec: InputSpec, *, registry: Registry | None = None,
+    def __init__(self, spec: InputSpec, *, new_session: Callable[[], Session] | None = None,
                  template_lifetime: float = DEFAULT_TEMPLATE_LIFETIME, rcvbuf: int | None = None,
                  reuse_port: bool = False) -> None:
         self.name = str(spec)
         self.address = self.name
         self._spec = spec
-        self._registry = registry
+        self._new_session = new_session or session_factory(None, None, template_lifetime=template_lifetime)
         self.template_lifetime = template_lifetime
         self.rcvbuf = rcvbuf
         self.reuse_port = reuse_port
@@ -112,8 +113,7 @@ class UdpListener(asyncio.DatagramProtocol):
         session = self._sessions.get(key)
         now = time.monotonic()
         if session is None:
-            session = self._sessions[key] = Session(self._registry, template_lifetime=self.template_lifetime) \
-                if self._registry is not None else Session(template_lifetime=self.template_lifetime)
+            session = self._sessions[key] = self._new_session()
             intake.session_started(source)
         self._last_seen[key] = now
         try:
@@ -164,5 +164,5 @@ def open_udp(spec: InputSpec, *, registry: Registry | None = None,
     unknown = set(spec.options) - {"rcvbuf", "reuseport"}
     if unknown:
         raise InputError(f"{spec}: unknown option(s) {', '.join(sorted(unknown))}; udp takes rcvbuf, reuseport")
-    return UdpListener(spec, registry=registry, template_lifetime=lifetime, rcvbuf=rcvbuf,
-                       reuse_port=reuse_port)
+    return UdpListener(spec, new_session=session_factory(registry, options, template_lifetime=lifetime),
+                       template_lifetime=lifetime, rcvbuf=rcvbuf, reuse_port=reuse_port)
