@@ -235,8 +235,8 @@ def send_tls(port: int, ctx: ssl.SSLContext, data: bytes) -> None:
         s.sendall(data)
 
 
-def tls_collector(server_files, *, mutual: bool) -> RunningCollector:
-    return RunningCollector(["tls://127.0.0.1:0"], tls_cert=str(server_files / "server.pem"),
+def tls_collector(server_files, *, mutual: bool, **kw) -> RunningCollector:
+    return RunningCollector(["tls://127.0.0.1:0"], tls_cert=str(server_files / "server.pem"), **kw,
                             tls_client_ca=str(server_files / "ca.pem") if mutual else None)
 
 
@@ -245,6 +245,22 @@ def test_tls_records_arrive(ca, server_files):
         send_tls(c.port("tls"), tls_client(ca), b"".join(messages(50, max_size=65535)))
         docs = c.sink.wait_for(50)
     assert len(docs) == 50
+
+
+def test_tls_exporter_that_never_reads_and_closes_at_once_loses_nothing(ca, server_files):
+    # Exporters never read. If the server sent anything after the handshake (TLS 1.3 session
+    # tickets), the exporter's close would become a reset and records in flight would be lost.
+    data = b"".join(messages(3000, max_size=65535))
+    with tls_collector(server_files, mutual=False, queue_records=100) as c:
+        c.sink.hold()  # the collector stops reading: the records wait in its receive buffer
+        raw = socket.create_connection(("127.0.0.1", c.port("tls")))
+        s = tls_client(ca).wrap_socket(raw, server_hostname="127.0.0.1")
+        s.sendall(data)
+        s.close()
+        time.sleep(0.3)
+        c.sink.release()
+        docs = c.sink.wait_for(3000)
+    assert len(docs) == 3000
 
 
 def test_tls_refuses_tls_1_1(ca, server_files):

@@ -207,6 +207,10 @@ def tls_server_context(cert: str | None, key: str | None, client_ca: str | None)
         raise InputError("tls:// inputs need --tls-cert (and --tls-key unless the key is in the cert file)")
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
+    # No TLS 1.3 session tickets. They would be the only bytes we ever send, and exporters never
+    # read: an exporter that closes with them unread makes its kernel send a reset instead of a
+    # FIN, and a reset makes ours discard the records still in our receive buffer.
+    context.num_tickets = 0
     try:
         context.load_cert_chain(cert, key or None)
     except (OSError, ssl.SSLError) as exc:
