@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from .base import FanOut, Sink, SinkError, StreamSink, serialize
-from .jsonl import JsonLinesSink, open_jsonl
+from .jsonl import JsonLinesSink, add_jsonl_arguments, open_jsonl
 from .stdout import StdoutSink, open_stdout
 
 __all__ = [
@@ -88,6 +88,7 @@ def open_sink(spec: str | SinkSpec, options: argparse.Namespace | None = None) -
 
 
 register_sink("jsonl", open_jsonl, usage="jsonl:PATH",
-              help="append one JSON document per line to PATH (created if missing)")
+              help="append one JSON document per line to PATH (created if missing)",
+              add_arguments=add_jsonl_arguments)
 register_sink("stdout", open_stdout, usage="stdout",
               help="write one JSON document per line to standard output")
