@@ -25,6 +25,7 @@ from .inputs.udp import DEFAULT_TEMPLATE_LIFETIME
 from .monitor import PROG, RunSummary
 from .pipeline import DEFAULT_BATCH_SIZE, DEFAULT_FLUSH_INTERVAL, DEFAULT_QUEUE_RECORDS
 from .service import DEFAULT_STATUS_INTERVAL, Collector
+from .units import parse_size
 from .sinks import FanOut, Sink, SinkError, open_sink, parse_sink_spec, sink_schemes
 
 if TYPE_CHECKING:
@@ -115,7 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     net.add_argument("--template-lifetime", type=_positive_float, default=DEFAULT_TEMPLATE_LIFETIME,
                      metavar="SECONDS", help="UDP templates expire this long after they were last "
                      f"sent (default {DEFAULT_TEMPLATE_LIFETIME:.0f}: three times Antrea's refresh)")
-    net.add_argument("--udp-rcvbuf", type=_size, metavar="SIZE",
+    net.add_argument("--udp-rcvbuf", type=parse_size, metavar="SIZE",
                      help="UDP socket receive buffer, e.g. 8M (default: the system's; capped by "
                      "net.core.rmem_max)")
     net.add_argument("--udp-reuse-port", action="store_true",
@@ -192,15 +193,6 @@ def _positive_float(text: str) -> float:
     if value == 0:
         raise argparse.ArgumentTypeError("must be more than 0")
     return value
-
-
-def _size(text: str) -> int:
-    from .inputs.options import parse_size
-
-    try:
-        return parse_size(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _version() -> str:

@@ -2,26 +2,16 @@
 # address to bind, and writing addresses back the way specs and logs show them.
 from __future__ import annotations
 
+import argparse
 import socket
 
+from ..units import parse_size
 from . import InputError, InputSpec
 
-__all__ = ["parse_size", "size_option", "bool_option", "resolve_bind", "format_address"]
+__all__ = ["size_option", "bool_option", "resolve_bind", "format_address"]
 
-_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
-
-
-def parse_size(text: str) -> int:
-    """``"8M"`` -> 8388608: bytes with an optional k/M/G suffix (powers of 1024, an optional
-    trailing ``B`` or ``iB``). Raises ValueError."""
-    t = text.strip().lower().removesuffix("ib").removesuffix("b")
-    unit = t[-1:] if t[-1:] in _UNITS and t[-1:] else ""
-    number = t[: len(t) - len(unit)]
-    if not number.isdigit():
-        raise ValueError(f"not a size: {text!r} (bytes, or a number with k, M or G)")
-    return int(number) * _UNITS[unit]
 
 
 def size_option(spec: InputSpec, key: str, default: int | None) -> int | None:
@@ -30,7 +20,7 @@ def size_option(spec: InputSpec, key: str, default: int | None) -> int | None:
         return default
     try:
         return parse_size(spec.options[key])
-    except ValueError as exc:
+    except argparse.ArgumentTypeError as exc:
         raise InputError(f"{spec}: {key}: {exc}") from None
 
 

@@ -21,15 +21,8 @@ import time
 from collections.abc import Callable, Sequence
 
 from .base import SinkError, serialize
-from .rotation import (
-    Housekeeper,
-    RotatedNames,
-    fsync_directory,
-    next_boundary,
-    parse_duration,
-    parse_keep,
-    parse_size,
-)
+from ..units import parse_duration, parse_keep, parse_size
+from .rotation import Housekeeper, RotatedNames, fsync_directory, next_boundary
 
 __all__ = ["JsonLinesSink", "add_jsonl_arguments", "open_jsonl"]
 

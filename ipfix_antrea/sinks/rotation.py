@@ -1,4 +1,4 @@
-# Rotation for file sinks: the flag types, the names of rotated files, and the housekeeping
+# Rotation for file sinks: the names of rotated files, and the housekeeping
 # (gzip, keep the newest N) that follows a rotation.
 #
 # A live file `DIR/STEM.EXT` rotates to `DIR/STEM-YYYYmmddTHHMMSSZ.EXT` (UTC; `-1`, `-2`... on a
@@ -23,7 +23,6 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from decimal import Decimal
 from typing import TypeVar
 
 __all__ = [
@@ -32,16 +31,8 @@ __all__ = [
     "fsync_directory",
     "gzip_file",
     "next_boundary",
-    "parse_duration",
-    "parse_keep",
-    "parse_size",
 ]
 
-_SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?", re.IGNORECASE)
-_SIZE_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
-_DURATION = re.compile(r"(?:\d+[smhd])+|\d+", re.IGNORECASE)
-_DURATION_PART = re.compile(r"(\d+)([smhd])", re.IGNORECASE)
-_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 T = TypeVar("T")
 
@@ -49,47 +40,6 @@ _STAMP_FORMAT = "%Y%m%dT%H%M%SZ"
 _GZ = ".gz"
 _TMP = ".tmp"
 GZIP_LEVEL = 6  # gzip's own default: nearly the size of level 9 at a fraction of the CPU
-
-
-def parse_size(text: str) -> int:
-    """``--*-rotate-size``: bytes, or a number with K, M, G or T (powers of 1024, as logrotate
-    counts; an optional ``B``/``iB`` is accepted). ``100M``, ``1.5G``, ``500k``, ``1048576``."""
-    match = _SIZE.fullmatch(text.strip())
-    if match is None:
-        raise argparse.ArgumentTypeError(
-            f"invalid size {text!r}: use bytes or a number with K, M, G or T, e.g. 100M")
-    size = int(Decimal(match[1]) * _SIZE_UNITS[match[2].lower()])
-    if size < 1:
-        raise argparse.ArgumentTypeError(f"invalid size {text!r}: must be at least 1 byte")
-    return size
-
-
-def parse_duration(text: str) -> int:
-    """``--*-rotate-interval``: whole seconds, or parts with s, m, h, d: ``15m``, ``1h30m``,
-    ``86400s``, ``1d``. Returns seconds."""
-    text = text.strip()
-    if _DURATION.fullmatch(text) is None:
-        raise argparse.ArgumentTypeError(
-            f"invalid duration {text!r}: use seconds or a number with s, m, h or d, e.g. 1h")
-    if text.isdigit():
-        seconds = int(text)
-    else:
-        seconds = sum(int(n) * _DURATION_UNITS[unit.lower()] for n, unit in _DURATION_PART.findall(text))
-    if seconds < 1:
-        raise argparse.ArgumentTypeError(f"invalid duration {text!r}: must be at least 1s")
-    return seconds
-
-
-def parse_keep(text: str) -> int:
-    """``--*-keep``: how many rotated files to keep, at least 1 (no flag keeps them all)."""
-    try:
-        keep = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid count {text!r}: a whole number is needed") from None
-    if keep < 1:
-        raise argparse.ArgumentTypeError(
-            f"invalid count {text!r}: must be at least 1 (leave the flag out to keep every file)")
-    return keep
 
 
 def next_boundary(when: float, interval: int) -> int:
