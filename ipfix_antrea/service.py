@@ -124,6 +124,11 @@ class Collector:
                 break
             try:
                 for batch in inp:
+                    if batch.host is not None and not self.allow.allows(batch.host):
+                        # A capture's flows have exporters too; the allow-list applies to them.
+                        self.monitor.report(batch.source, "refused", "exporter not in the --allow "
+                                            "list; its records are skipped")
+                        continue
                     self.monitor.observe(batch)
                     if batch.records or batch.events:
                         self.pipeline.put(batch)

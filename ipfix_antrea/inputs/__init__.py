@@ -224,12 +224,13 @@ def open_input(spec: str | InputSpec, *, registry: Registry | None = None,
 
 
 from .file import FileInput, open_file  # noqa: E402 - registers after the registry exists
+from .pcap import open_pcap  # noqa: E402
 
 register_input("file", open_file, network=False, usage="file:PATH",
                help="a file of concatenated IPFIX messages (RFC 5655 files too); file:- reads stdin")
-register_input("pcap", __import__(f"{__name__}.pcap", fromlist=["open_pcap"]).open_pcap,
-               network=False, usage="pcap:PATH", help="IPFIX over UDP and TCP replayed from a pcap or "
-               "pcapng capture, one session per flow; pcap:PATH?port=4739 takes only that port")
+register_input("pcap", open_pcap, network=False, usage="pcap:PATH",
+               help="IPFIX over UDP and TCP replayed from a pcap or pcapng capture, one session per "
+               "flow; pcap:PATH?port=4739 takes only that port")
 
 from .tcp import open_tcp, open_tls  # noqa: E402
 from .udp import open_udp  # noqa: E402
