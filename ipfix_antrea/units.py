@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 import re
+from collections.abc import Callable
 from decimal import Decimal
 
-__all__ = ["parse_size", "parse_duration", "parse_keep"]
+__all__ = ["parse_size", "parse_duration", "parse_keep", "number"]
 
 _SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?", re.IGNORECASE)
 _SIZE_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
@@ -44,13 +45,25 @@ def parse_duration(text: str) -> int:
     return seconds
 
 
-def parse_keep(text: str) -> int:
-    """``--jsonl-keep``: how many rotated files to keep, at least 1 (no flag keeps them all)."""
-    try:
-        keep = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid count {text!r}: a whole number is needed") from None
-    if keep < 1:
-        raise argparse.ArgumentTypeError(
-            f"invalid count {text!r}: must be at least 1 (leave the flag out to keep every file)")
-    return keep
+def number(convert: Callable[[str], float] = int, *, minimum: float | None = None,
+           above: float | None = None, what: str = "number") -> Callable[[str], float]:
+    """An argparse type: ``convert(text)``, at least ``minimum`` and/or more than ``above``.
+    The messages say ``invalid <what> 'TEXT': ...``."""
+
+    def parse(text: str) -> float:
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"invalid {what} {text!r}: not a number") from None
+        if minimum is not None and not value >= minimum:
+            raise argparse.ArgumentTypeError(f"invalid {what} {text!r}: must be at least {minimum}")
+        if above is not None and not value > above:
+            raise argparse.ArgumentTypeError(f"invalid {what} {text!r}: must be more than {above}")
+        return value
+
+    parse.__name__ = what.replace(" ", "_")  # argparse names the type in its own messages
+    return parse
+
+
+#: ``--jsonl-keep``: how many rotated files to keep, at least 1 (no flag keeps them all).
+parse_keep = number(int, minimum=1, what="count")
