@@ -15,6 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from .base import FanOut, Sink, SinkError, StreamSink, serialize
+from .elasticsearch import add_arguments as _es_arguments
+from .elasticsearch import open_elasticsearch
 from .jsonl import JsonLinesSink, add_jsonl_arguments, open_jsonl
 from .stdout import StdoutSink, open_stdout
 
@@ -92,3 +94,6 @@ register_sink("jsonl", open_jsonl, usage="jsonl:PATH",
               add_arguments=add_jsonl_arguments)
 register_sink("stdout", open_stdout, usage="stdout",
               help="write one JSON document per line to standard output")
+register_sink("elasticsearch", open_elasticsearch, usage="elasticsearch:URL[,URL...]",
+              help="bulk-load into Elasticsearch 8/9 (daily flow-YYYY.MM.DD indices, index template "
+              "from the registry); see the --es-* flags", add_arguments=_es_arguments)

@@ -1,0 +1,695 @@
+# `elasticsearch:URL[,URL...]`: flow documents into Elasticsearch through the bulk API.
+#
+# What it promises: every document the collector hands over is indexed, or written to the
+# dead-letter file with the reason Elasticsearch gave, or (when the retry budget runs out) written
+# there as undelivered and reported in a SinkError. Nothing is dropped silently, and every outcome
+# is counted (`stats()`).
+#
+# How:
+# * write() serialises each document with orjson straight into the lines of a `_bulk` request
+#   (an action line naming the daily index, then the document) and collects them into a batch,
+#   sent when it reaches --es-batch-docs documents or --es-batch-bytes bytes, or is older than
+#   --es-flush-interval. Serialising in the caller's thread and sending from --es-in-flight worker
+#   threads keeps Elasticsearch busy while the next batch is built.
+# * Backpressure: when every worker is busy (Elasticsearch slow or down), write() blocks until one
+#   is free. The collector's bounded queue then fills and its inputs stop reading.
+# * Retries: a request that fails with 408, 429, a 5xx, a connection error or a timeout is sent
+#   again after a growing pause (0.25 s doubling to 5 s, with jitter), for --es-retry-for seconds
+#   from its first failure (0 = for ever). The same applies to the documents of a bulk response
+#   that failed on their own with 408, 429 or a 5xx. Other per-document errors (mapping
+#   conflicts, values the mapping refuses) are final: those documents go to the dead-letter file.
+#   Other whole-request errors (401, 403, 413...) fail the sink: no retry changes the answer.
+# * Index: the name comes from the document's `@timestamp` in UTC through a strftime pattern
+#   (default `flow-%Y.%m.%d`, the daily indices of Antrea's Logstash pipeline and its `flow-*`
+#   dashboards). At start the sink installs an index template for the pattern, derived from the
+#   information-element registry (`es_mapping`).
+# * Ids: by default Elasticsearch assigns them (its fastest path). With --es-ids derived, each
+#   document's `_id` is `ipfix_antrea.document.document_id` and the action is `create`, so a replay
+#   of the same IPFIX after a crash is refused as a duplicate (409, counted) instead of stored twice.
+#   Without derived ids, a request whose outcome is unknown (the connection dropped mid-request) is
+#   sent again and may store documents twice; a refused connection or an error answer cannot.
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import logging
+import os
+import random
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
+from datetime import datetime, timezone
+from typing import Any, BinaryIO
+
+import orjson
+from elastic_transport import TransportError
+from elasticsearch import ApiError, Elasticsearch
+from elasticsearch.serializer import NdjsonSerializer, OrjsonSerializer
+
+from ..registry import Registry, default_registry
+from .base import SinkError
+from .es_mapping import index_patterns_for, index_template
+
+__all__ = ["ElasticsearchOptions", "ElasticsearchSink", "add_arguments", "make_client", "open_elasticsearch"]
+
+log = logging.getLogger(__name__)
+
+_BACKOFF_FIRST = 0.25  # seconds
+_BACKOFF_MAX = 5.0
+# What a bulk response needs to carry: per item only the status, and the error when there is one.
+_BULK_FILTER = "errors,items.*.status,items.*.error"
+_INDEX_CACHE_SIZE = 4096  # distinct @timestamp strings remembered -> their action line
+
+
+@dataclass
+class ElasticsearchOptions:
+    """The sink's settings; the defaults are those of the command line."""
+
+    index: str = "flow-%Y.%m.%d"
+    template: str = "install"  # or "skip"
+    template_name: str = "ipfix-antrea-flow"
+    user: str | None = None
+    password: str | None = None
+    api_key: str | None = None
+    ca: str | None = None
+    insecure: bool = False
+    timeout: float = 30.0
+    ids: str = "auto"  # or "derived"
+    dead_letter: str = "elasticsearch-dead-letter.jsonl"
+    batch_docs: int = 2000
+    batch_bytes: int = 8 * 1024 * 1024
+    flush_interval: float = 1.0
+    in_flight: int = 2
+    retry_for: float = 0.0  # seconds; 0 = for ever
+
+    @classmethod
+    def from_namespace(cls, options: argparse.Namespace | None) -> ElasticsearchOptions:
+        """The settings from a parsed command line (`es_<field>` attributes), defaults for the
+        rest or when ``options`` is None."""
+        values = {}
+        for f in fields(cls):
+            value = getattr(options, f"es_{f.name}", None) if options is not None else None
+            if value is not None:
+                values[f.name] = value
+        return cls(**values)
+
+    def check(self, name: str) -> None:
+        """Raise SinkError (naming the sink ``name``) for a setting that cannot work."""
+        if self.ids not in ("auto", "derived"):
+            raise SinkError(f"{name}: ids must be 'auto' or 'derived', not {self.ids!r}")
+        if self.template not in ("install", "skip"):
+            raise SinkError(f"{name}: template must be 'install' or 'skip', not {self.template!r}")
+        for setting in ("batch_docs", "batch_bytes", "in_flight"):
+            if getattr(self, setting) < 1:
+                raise SinkError(f"{name}: {setting} must be at least 1")
+        if self.flush_interval < 0 or self.retry_for < 0:
+            raise SinkError(f"{name}: flush_interval and retry_for cannot be negative")
+        _check_index_pattern(name, self.index)
+
+
+@dataclass
+class _Batch:
+    lines: list[bytes]  # two per document: its action line, its source line (\n-terminated)
+    nbytes: int
+    started: float  # time.monotonic() when its first document came
+
+
+class _BulkBodySerializer(NdjsonSerializer):
+    """The client's NDJSON serializer, except that a body that is bytes already goes out as it
+    is: the stock one copies a request body twice, which for batches of megabytes costs about
+    as much CPU as serialising the documents."""
+
+    def dumps(self, data: Any) -> bytes:
+        return data if isinstance(data, bytes) else super().dumps(data)
+
+
+class _DeadLetter:
+    """The dead-letter file: JSON Lines, appended, one line per document that did not make it,
+    written and flushed as it happens (worker threads share it)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        try:
+            self._file: BinaryIO = open(path, "ab")  # noqa: SIM115 - closed by close()
+        except OSError as exc:
+            raise SinkError(f"elasticsearch: cannot open dead-letter file {path}: "
+                            f"{exc.strerror or exc}") from exc
+
+    def write(self, entries: list[tuple[dict, bytes]]) -> None:
+        """Append (meta, document JSON) pairs as ``{...meta, "document": <document>}`` lines."""
+        out = []
+        for meta, document in entries:
+            head = orjson.dumps(meta)
+            out.append(head[:-1] + b',"document":' + document + b"}\n")
+        with self._lock:
+            try:
+                self._file.write(b"".join(out))
+                self._file.flush()
+            except OSError as exc:
+                raise SinkError(f"elasticsearch: cannot write dead-letter file {self.path}: "
+                                f"{exc.strerror or exc}; {len(entries)} document(s) lost") from exc
+
+    def close(self) -> None:
+        with self._lock:
+            self._file.close()
+
+
+def _now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _split(action: bytes, source: bytes) -> tuple[dict, bytes]:
+    """A document's two bulk lines -> (its action's target, its JSON without the newline)."""
+    ((_, target),) = orjson.loads(action).items()
+    return target, source[:-1]
+
+
+def _describe(error: Any) -> str:
+    """Elasticsearch's error object (or anything else) as one line."""
+    if isinstance(error, dict):
+        text = f"{error.get('type', 'error')}: {error.get('reason', '')}"
+        cause = error.get("caused_by")
+        if isinstance(cause, dict):
+            text += f" (caused by {cause.get('type')}: {cause.get('reason')})"
+        return text
+    return str(error)
+
+
+class ElasticsearchSink:
+    """Bulk-loads documents into Elasticsearch; see the module comment for the guarantees.
+
+    ``client`` is an `elasticsearch.Elasticsearch`; the sink owns it and closes it. The index
+    template is installed (or updated) here unless ``options.template`` is "skip". Raises
+    SinkError when the template cannot be installed or the dead-letter file cannot be opened.
+    """
+
+    def __init__(self, client: Elasticsearch, options: ElasticsearchOptions, *,
+                 registry: Registry | None = None, name: str = "elasticsearch") -> None:
+        try:
+            options.check(name)
+            self._dead = _DeadLetter(options.dead_letter)
+        except SinkError:
+            client.close()
+            raise
+        self.name = name
+        self.wants_ids = options.ids == "derived"
+        self.options = options
+        self.unsigned_long: bool | None = None  # known once the template is installed
+        self._client = client
+        self._registry = registry if registry is not None else default_registry()
+        self._actions: dict[Any, bytes] = {}  # @timestamp -> action line (auto ids)
+        self._indices: dict[Any, str] = {}  # @timestamp -> index name (derived ids)
+        self._pending: _Batch | None = None
+        self._slots = threading.BoundedSemaphore(options.in_flight)
+        self._pool = concurrent.futures.ThreadPoolExecutor(options.in_flight, thread_name_prefix=name)
+        self._lock = threading.Lock()
+        self._counts = {"indexed": 0, "duplicates": 0, "retried": 0, "rejected": 0, "failed": 0,
+                        "in_flight": 0}
+        self._fatal: str | None = None
+        self._closed = False
+        try:
+            if options.template == "install":
+                self._install_template()
+        except BaseException:
+            self._release()
+            raise
+
+    # -- the Sink protocol ------------------------------------------------------------------
+
+    def write(self, docs: Sequence[dict], ids: Sequence[str] | None = None) -> None:
+        """Queue ``docs`` (with their ``ids`` when derived ids are on); sends full batches and
+        blocks while every request slot is busy. Raises SinkError once delivery has failed."""
+        self._raise_if_failed()
+        if not docs:
+            return
+        if not self.wants_ids:
+            ids = None
+        elif ids is None or len(ids) != len(docs):
+            raise SinkError(f"{self.name}: derived ids are on, but write() got "
+                            f"{'no ids' if ids is None else f'{len(ids)} ids for {len(docs)} documents'}")
+        with self._lock:
+            self._counts["in_flight"] += len(docs)
+        batch = self._pending
+        if batch is None:
+            batch = self._pending = _Batch([], 0, time.monotonic())
+        lines = batch.lines
+        nbytes = batch.nbytes
+        limit_lines = 2 * self.options.batch_docs
+        limit_bytes = self.options.batch_bytes
+        dumps = orjson.dumps
+        newline = orjson.OPT_APPEND_NEWLINE
+        actions = self._actions
+        for i, doc in enumerate(docs):
+            try:
+                if ids is not None:
+                    action = self._action_with_id(doc, ids[i])
+                else:
+                    timestamp = doc.get("@timestamp") if type(doc) is dict else None
+                    action = actions.get(timestamp) if type(timestamp) is str else None
+                    if action is None:
+                        action = self._action_for(doc)
+                source = dumps(doc, option=newline)
+            except _Unusable as exc:
+                self._reject_local(doc, None if ids is None else ids[i], exc.reason)
+                continue
+            except TypeError as exc:  # orjson.JSONEncodeError: not JSON-ready
+                self._reject_local(doc, None if ids is None else ids[i],
+                                   f"document cannot be serialised as JSON: {exc}")
+                continue
+            lines.append(action)
+            lines.append(source)
+            nbytes += len(action) + len(source)
+            if len(lines) >= limit_lines or nbytes >= limit_bytes:
+                batch.nbytes = nbytes
+                self._submit(batch)
+                batch = self._pending = _Batch([], 0, time.monotonic())
+                lines = batch.lines
+                nbytes = 0
+        batch.nbytes = nbytes
+        if lines and time.monotonic() - batch.started >= self.options.flush_interval:
+            self._submit(batch)
+            self._pending = None
+
+    def flush(self) -> None:
+        """Send what is queued and wait until every document written so far is indexed or
+        dead-lettered. Raises SinkError when documents could not be delivered."""
+        self._raise_if_failed()
+        if self._pending is not None and self._pending.lines:
+            self._submit(self._pending)
+        self._pending = None
+        self._wait_idle()
+        self._raise_if_failed()
+
+    def close(self) -> None:
+        """Deliver (or dead-letter) everything accepted, then release the connection and the
+        dead-letter file. Raises SinkError saying how many documents were not delivered."""
+        if self._closed:
+            return
+        try:
+            if self._fatal is None:
+                self.flush()
+        except SinkError:
+            pass  # raised below, after the rest is accounted for
+        finally:
+            self._closed = True
+            self._wait_idle()
+            if self._pending is not None and self._pending.lines:
+                self._give_up(self._pending.lines, f"not sent: the sink had failed ({self._fatal})")
+            self._pending = None
+            self._release()
+        self._raise_if_failed()
+
+    def stats(self) -> dict[str, int]:
+        """Counters: ``indexed``; ``duplicates`` (derived ids already stored); ``retried``
+        (document sends repeated); ``rejected`` (refused by Elasticsearch or unusable, in the
+        dead-letter file); ``failed`` (not delivered when the retry budget ran out, also in the
+        dead-letter file); ``in_flight`` (accepted, outcome not known yet)."""
+        with self._lock:
+            return dict(self._counts)
+
+    # -- building requests -------------------------------------------------------------------
+
+    def _index_of(self, doc: dict) -> str:
+        timestamp = doc.get("@timestamp") if isinstance(doc, dict) else None
+        if not isinstance(timestamp, str):
+            raise _Unusable("no @timestamp string to name the index by")
+        try:
+            moment = datetime.fromisoformat(timestamp)
+        except ValueError:
+            raise _Unusable(f"@timestamp {timestamp!r} is not ISO 8601") from None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=timezone.utc)
+        return moment.astimezone(timezone.utc).strftime(self.options.index)
+
+    def _action_for(self, doc: dict) -> bytes:
+        index = self._index_of(doc)
+        action = b'{"create":{"_index":%s}}\n' % orjson.dumps(index)
+        if len(self._actions) >= _INDEX_CACHE_SIZE:
+            self._actions.clear()
+        self._actions[doc["@timestamp"]] = action
+        return action
+
+    def _action_with_id(self, doc: dict, doc_id: str) -> bytes:
+        timestamp = doc.get("@timestamp") if type(doc) is dict else None
+        index = self._indices.get(timestamp) if type(timestamp) is str else None
+        if index is None:
+            index = self._index_of(doc)
+            if len(self._indices) >= _INDEX_CACHE_SIZE:
+                self._indices.clear()
+            self._indices[timestamp] = index
+        return b'{"create":{"_index":%s,"_id":%s}}\n' % (orjson.dumps(index), orjson.dumps(doc_id))
+
+    def _reject_local(self, doc: Any, doc_id: str | None, reason: str) -> None:
+        try:
+            document = orjson.dumps(doc, default=repr, option=orjson.OPT_NON_STR_KEYS)
+        except TypeError:
+            document = orjson.dumps(repr(doc))
+        meta = {"time": _now_iso(), "sink": self.name, "index": None, "id": doc_id,
+                "status": None, "reason": reason}
+        self._dead.write([(meta, document)])
+        with self._lock:
+            self._counts["rejected"] += 1
+            self._counts["in_flight"] -= 1
+
+    # -- sending -----------------------------------------------------------------------------
+
+    def _submit(self, batch: _Batch) -> None:
+        self._slots.acquire()  # blocks while every worker is busy: backpressure
+        try:
+            self._pool.submit(self._deliver, batch.lines)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def _wait_idle(self) -> None:
+        """Until no request is in flight: hold every slot, then give them back."""
+        for _ in range(self.options.in_flight):
+            self._slots.acquire()
+        for _ in range(self.options.in_flight):
+            self._slots.release()
+
+    def _deliver(self, lines: list[bytes]) -> None:
+        """One batch, in a worker thread: send, sort the answers, retry what may be retried,
+        until nothing is left or the retry budget is spent."""
+        try:
+            self._deliver_batch(lines)
+        except SinkError as exc:  # the dead-letter file failed: nothing more can be done
+            self._fail(str(exc))
+        except Exception as exc:  # noqa: BLE001 - a bug must not leave documents unaccounted
+            log.exception("%s: unexpected error while sending", self.name)
+            reason = f"unexpected error: {exc!r}"
+            self._fail(reason)
+            try:
+                self._give_up(lines, reason)
+            except SinkError as dead:
+                log.error("%s", dead)
+        finally:
+            self._slots.release()
+
+    def _deliver_batch(self, lines: list[bytes]) -> None:
+        deadline: float | None = None
+        pause = _BACKOFF_FIRST
+        while lines:
+            if self._fatal is not None:
+                self._give_up(lines, f"not sent: the sink had already failed ({self._fatal})")
+                return
+            try:
+                response = self._client.bulk(operations=b"".join(lines), filter_path=_BULK_FILTER)
+            except ApiError as exc:
+                status = exc.meta.status
+                if status not in (408, 429) and status < 500:
+                    # Authentication, a malformed request...: no retry will change the answer.
+                    reason = f"Elasticsearch refused the request: HTTP {status} {_describe(_error_of(exc))}"
+                    self._give_up(lines, reason)
+                    self._fail(reason)
+                    return
+                problem = f"HTTP {status} {_describe(_error_of(exc))}"
+            except TransportError as exc:
+                problem = f"{type(exc).__name__}: {exc.message}"
+            else:
+                lines = self._sort_answers(lines, response.body)
+                if not lines:
+                    return
+                problem = "some documents were refused for now (429/5xx)"
+            now = time.monotonic()
+            if deadline is None:
+                deadline = now + self.options.retry_for if self.options.retry_for else float("inf")
+                log.warning("%s: %d document(s) not delivered yet (%s); retrying", self.name,
+                            len(lines) // 2, problem)
+            if now >= deadline:
+                reason = f"not delivered after retrying for {self.options.retry_for:g} s: {problem}"
+                self._give_up(lines, reason)
+                self._fail(reason)
+                return
+            with self._lock:
+                self._counts["retried"] += len(lines) // 2
+            time.sleep(min(pause * (0.5 + random.random() / 2), deadline - now))
+            pause = min(pause * 2, _BACKOFF_MAX)
+
+    def _sort_answers(self, lines: list[bytes], body: dict) -> list[bytes]:
+        """Count the bulk response's outcomes; dead-letter final refusals; return the lines of
+        the documents to send again."""
+        n = len(lines) // 2
+        if not body.get("errors"):
+            with self._lock:
+                self._counts["indexed"] += n
+                self._counts["in_flight"] -= n
+            return []
+        items = body.get("items") or []
+        if len(items) != n:
+            raise ValueError(f"the bulk response has {len(items)} items for {n} documents")
+        again: list[bytes] = []
+        refused: list[tuple[dict, bytes]] = []
+        indexed = duplicates = 0
+        for i, item in enumerate(items):
+            ((_, result),) = item.items()
+            status = result.get("status", 0)
+            if status < 300:
+                indexed += 1
+            elif status == 409 and self.wants_ids:
+                duplicates += 1  # the same record, stored by an earlier run or attempt
+            elif status in (408, 429) or status >= 500:
+                again += lines[2 * i:2 * i + 2]
+            else:
+                target, document = _split(lines[2 * i], lines[2 * i + 1])
+                error = result.get("error")
+                refused.append(({"time": _now_iso(), "sink": self.name, "index": target.get("_index"),
+                                 "id": target.get("_id"), "status": status,
+                                 "reason": _describe(error), "error": error}, document))
+        if refused:
+            self._dead.write(refused)
+        with self._lock:
+            self._counts["indexed"] += indexed
+            self._counts["duplicates"] += duplicates
+            self._counts["rejected"] += len(refused)
+            self._counts["in_flight"] -= indexed + duplicates + len(refused)
+        return again
+
+    def _give_up(self, lines: list[bytes], reason: str) -> None:
+        """Documents that will not be delivered: into the dead-letter file as ``failed``."""
+        entries = []
+        for i in range(0, len(lines), 2):
+            target, document = _split(lines[i], lines[i + 1])
+            entries.append(({"time": _now_iso(), "sink": self.name, "index": target.get("_index"),
+                             "id": target.get("_id"), "status": None, "reason": reason}, document))
+        try:
+            self._dead.write(entries)
+        finally:
+            with self._lock:
+                self._counts["failed"] += len(entries)
+                self._counts["in_flight"] -= len(entries)
+
+    def _fail(self, reason: str) -> None:
+        with self._lock:
+            if self._fatal is None:
+                self._fatal = reason
+
+    def _raise_if_failed(self) -> None:
+        if self._fatal is None:
+            return
+        with self._lock:
+            failed, pending = self._counts["failed"], self._counts["in_flight"]
+        raise SinkError(f"{self.name}: {failed} document(s) not delivered (written to "
+                        f"{self._dead.path}){f', {pending} still pending' if pending else ''}: "
+                        f"{self._fatal}")
+
+    # -- setup and teardown ------------------------------------------------------------------
+
+    def _install_template(self) -> None:
+        """PUT the index template, retrying like a bulk request. A cluster without the
+        `unsigned_long` field type (a minimal distribution) gets unsigned64 as long."""
+        for unsigned_long in (True, False):
+            body = index_template(self._registry, self.options.index, unsigned_long=unsigned_long)
+            try:
+                self._retrying(lambda body=body: self._client.indices.put_index_template(
+                    name=self.options.template_name, **body), "installing the index template")
+            except ApiError as exc:
+                if unsigned_long and exc.meta.status == 400 and "unsigned_long" in str(exc.body):
+                    log.warning("%s: this cluster has no unsigned_long field type; unsigned64 "
+                                "elements are mapped as long", self.name)
+                    continue
+                raise SinkError(f"{self.name}: cannot install index template "
+                                f"{self.options.template_name!r}: HTTP {exc.meta.status} "
+                                f"{_describe(_error_of(exc))}") from exc
+            self.unsigned_long = unsigned_long
+            return
+
+    def _retrying(self, call, what: str) -> Any:
+        """``call()`` until it does not fail with 429, a 5xx or a connection error, within the
+        retry budget; other API errors are raised to the caller."""
+        deadline: float | None = None
+        pause = _BACKOFF_FIRST
+        while True:
+            try:
+                return call()
+            except ApiError as exc:
+                if exc.meta.status not in (408, 429) and exc.meta.status < 500:
+                    raise
+                problem = f"HTTP {exc.meta.status} {_describe(_error_of(exc))}"
+            except TransportError as exc:
+                problem = f"{type(exc).__name__}: {exc.message}"
+            now = time.monotonic()
+            if deadline is None:
+                deadline = now + self.options.retry_for if self.options.retry_for else float("inf")
+                log.warning("%s: %s failed (%s); retrying", self.name, what, problem)
+            if now >= deadline:
+                raise SinkError(f"{self.name}: {what} failed after retrying for "
+                                f"{self.options.retry_for:g} s: {problem}")
+            time.sleep(min(pause * (0.5 + random.random() / 2), deadline - now))
+            pause = min(pause * 2, _BACKOFF_MAX)
+
+    def _release(self) -> None:
+        self._pool.shutdown(wait=True)
+        self._client.close()
+        self._dead.close()
+
+
+class _Unusable(Exception):
+    """A document that cannot be sent at all (no index name for it)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _error_of(exc: ApiError) -> Any:
+    body = exc.body
+    return body.get("error", body) if isinstance(body, dict) else body
+
+
+def _check_index_pattern(name: str, index: str) -> None:
+    """Refuse a pattern that cannot make a valid index name (Elasticsearch wants lowercase, no
+    spaces or \\/*?"<>|,#:, not starting with -_+) or that cannot have a template."""
+    sample = datetime(2024, 12, 31, 23, 59, 58, tzinfo=timezone.utc).strftime(index)
+    bad = set(' \\/*?"<>|,#:') & set(sample)
+    if not sample or sample != sample.lower() or bad or sample[0] in "-_+" or sample in (".", ".."):
+        raise SinkError(f"{name}: index pattern {index!r} gives {sample!r}, not a valid index name "
+                        "(lowercase, no spaces or \\/*?\"<>|,#:, not starting with -, _ or +)")
+    try:
+        index_patterns_for(index)
+    except ValueError as exc:
+        raise SinkError(f"{name}: {exc}") from None
+
+
+def _hosts(arg: str | None) -> list[str]:
+    hosts = [h.strip() for h in (arg or "").split(",") if h.strip()]
+    if not hosts:
+        raise SinkError("elasticsearch needs at least one URL: elasticsearch:http://HOST:9200[,URL...]")
+    return [h if "://" in h else f"http://{h}" for h in hosts]
+
+
+def open_elasticsearch(arg: str | None, options: argparse.Namespace | None = None) -> ElasticsearchSink:
+    """The factory for ``elasticsearch:URL[,URL...]``: settings from ``options`` (the parsed
+    command line, see `add_arguments`) or the defaults, the registry from ``options.registry``
+    when it holds one (so that --registry elements map by their type)."""
+    hosts = _hosts(arg)
+    settings = ElasticsearchOptions.from_namespace(options)
+    registry = getattr(options, "registry", None)
+    name = f"elasticsearch:{','.join(hosts)}"
+    client = make_client(hosts, settings)
+    return ElasticsearchSink(client, settings, name=name,
+                             registry=registry if isinstance(registry, Registry) else None)
+
+
+def make_client(hosts: Sequence[str], settings: ElasticsearchOptions) -> Elasticsearch:
+    """The client for ``hosts``: retries off (the sink retries with backoff and a budget), one
+    connection per request slot per node, orjson for responses. Raises SinkError on bad
+    settings (e.g. a CA file that does not exist)."""
+    kwargs: dict[str, Any] = {
+        "request_timeout": settings.timeout,
+        "max_retries": 0,
+        "retry_on_timeout": False,
+        "connections_per_node": settings.in_flight + 1,
+        # orjson for the answers; bulk bodies go out as the sink built them
+        "serializers": {"application/json": OrjsonSerializer(),
+                        "application/x-ndjson": _BulkBodySerializer(),
+                        "application/vnd.elasticsearch+x-ndjson": _BulkBodySerializer()},
+    }
+    if settings.api_key:
+        key_id, colon, key = settings.api_key.partition(":")
+        kwargs["api_key"] = (key_id, key) if colon else settings.api_key
+    elif settings.user is not None:
+        kwargs["basic_auth"] = (settings.user, settings.password or "")
+    if settings.ca:
+        if not os.path.isfile(settings.ca):
+            raise SinkError(f"elasticsearch: CA file {settings.ca} does not exist")
+        kwargs["ca_certs"] = settings.ca
+    if settings.insecure:
+        kwargs["verify_certs"] = False
+        kwargs["ssl_show_warn"] = False
+    try:
+        return Elasticsearch(list(hosts), **kwargs)
+    except (ValueError, TypeError) as exc:
+        raise SinkError(f"elasticsearch: {exc}") from exc
+
+
+def _positive(kind):
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be more than 0: {text}")
+        return value
+    return parse
+
+
+def _not_negative(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"cannot be negative: {text}")
+    return value
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The sink's --es-* flags. Every flag can also come from the environment variable
+    IPFIX_COLLECT_<FLAG> (e.g. IPFIX_COLLECT_ES_PASSWORD), which keeps secrets off the command line."""
+    d = ElasticsearchOptions()
+    g = parser.add_argument_group(
+        "elasticsearch sink (--sink elasticsearch:URL[,URL...]; every flag also as IPFIX_COLLECT_<FLAG>)")
+    g.add_argument("--es-index", metavar="PATTERN", default=d.index,
+                   help="index name: strftime of the document's @timestamp in UTC (default %(default)s); "
+                   "the index template covers the text before the first %%-directive plus * (flow-*)")
+    g.add_argument("--es-template", choices=("install", "skip"), default=d.template,
+                   help="install or update the index template at start (default), or leave the "
+                   "cluster's templates alone")
+    g.add_argument("--es-template-name", metavar="NAME", default=d.template_name,
+                   help="name of the index template (default %(default)s)")
+    g.add_argument("--es-user", metavar="USER", default=d.user, help="basic authentication user")
+    g.add_argument("--es-password", metavar="PASSWORD", default=d.password,
+                   help="basic authentication password (better: IPFIX_COLLECT_ES_PASSWORD)")
+    g.add_argument("--es-api-key", metavar="KEY", default=d.api_key,
+                   help="API key: the base64 form Elasticsearch returns as 'encoded', or ID:KEY "
+                   "(better: IPFIX_COLLECT_ES_API_KEY); takes precedence over --es-user")
+    g.add_argument("--es-ca", metavar="PEM", default=d.ca,
+                   help="CA certificate(s) that the servers' TLS certificates must chain to")
+    g.add_argument("--es-insecure", action="store_true", default=d.insecure,
+                   help="do not verify TLS certificates (test set-ups only)")
+    g.add_argument("--es-timeout", type=_positive(float), metavar="SECONDS", default=d.timeout,
+                   help="per-request timeout (default %(default)s); a timed-out request is retried")
+    g.add_argument("--es-ids", choices=("auto", "derived"), default=d.ids,
+                   help="document ids: assigned by Elasticsearch (auto, the default and fastest), or "
+                   "derived from exporter, domain, export time, sequence number and record index, "
+                   "so that a replay does not store a record twice")
+    g.add_argument("--es-dead-letter", metavar="PATH", default=d.dead_letter,
+                   help="JSON Lines file (appended) for documents Elasticsearch refuses or that could "
+                   "not be delivered, each with the reason (default %(default)s)")
+    g.add_argument("--es-batch-docs", type=_positive(int), metavar="N", default=d.batch_docs,
+                   help="documents per bulk request at most (default %(default)s)")
+    g.add_argument("--es-batch-bytes", type=_positive(int), metavar="BYTES", default=d.batch_bytes,
+                   help="bytes per bulk request at most (default %(default)s)")
+    g.add_argument("--es-flush-interval", type=_not_negative, metavar="SECONDS", default=d.flush_interval,
+                   help="send a partial batch once its first document is this old (default %(default)s)")
+    g.add_argument("--es-in-flight", type=_positive(int), metavar="N", default=d.in_flight,
+                   help="bulk requests sent concurrently (default %(default)s); when all are busy the "
+                   "collector waits (backpressure)")
+    g.add_argument("--es-retry-for", type=_not_negative, metavar="SECONDS", default=d.retry_for,
+                   help="how long to keep retrying a request that fails with 429, a 5xx or a "
+                   "connection error; then its documents go to the dead-letter file and the sink "
+                   "fails (default 0 = for ever)")

@@ -1,0 +1,192 @@
+# The Elasticsearch index template for flow documents, derived from an information-element registry.
+#
+# Antrea's Kibana dashboards were built against indices that Elasticsearch mapped dynamically
+# from Logstash's events: every string `text` with a `keyword` sub-field, ISO timestamps `date`,
+# numbers `long`. Dynamic mapping guesses from the first value it sees, so a field's type could
+# differ between daily indices (a Pod name that looks like a date, an address that is only ever
+# `0.0.0.0`). Here the type comes from the registry instead: the element's RFC 7011 abstract type
+# decides the Elasticsearch type, whatever the value looks like.
+#
+# The mapping is made of `dynamic_templates`, one per Elasticsearch type, each matching the names
+# of the registry's elements of that type (a regular expression over the field's name, below
+# `ipfix.`). Explicit `properties` for every element would not do: the default registry has over
+# 1000 element names, more than Elasticsearch's default limit of 1000 fields per index, and every
+# daily index would carry all of them. With dynamic templates an index maps the fields that occur,
+# each with the type its element has. Matching the leaf name (not the path) also types the
+# elements inside subTemplateList records (`ipfix.<list>.<element>`).
+#
+# Choices per type (see docs/elasticsearch.md for the table):
+# * string -> text + `keyword` sub-field (ignore_above 256: Elasticsearch's own default, which the
+#   dashboards were built on; longer values stay searchable as text).
+# * ipv4Address / ipv6Address -> ip, plus a `keyword` sub-field: Antrea's first dashboards grouped
+#   on `ipfix.sourceIPv4Address.keyword`, and terms on the text form cost little.
+# * dateTimeSeconds / Milliseconds -> date; dateTimeMicroseconds / Nanoseconds -> date_nanos, which
+#   keeps their precision. The formats match the ISO 8601 renderings of docs/json.md.
+# * unsigned64 -> unsigned_long, where the cluster has it (the full distributions do; minimal
+#   builds lack the module), else long; other integers -> long.
+# * float32 / float64 -> double, with ignore_malformed: NaN and infinities render as strings that
+#   Elasticsearch will not store as a number; the document is kept and the field is skipped.
+# * boolean -> boolean; macAddress -> keyword; octetArray and unknown elements (`en<E>:id<N>`,
+#   octetArray hex) -> keyword with a larger ignore_above (a long blob is kept in _source, not
+#   indexed: Lucene refuses terms over 32 KiB).
+# * basicList, subTemplateList, subTemplateMultiList: no rule of their own. Their values are arrays
+#   of their elements' values or objects of named elements, which the other rules type.
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+from ..registry import Registry
+
+__all__ = [
+    "TEMPLATE_PRIORITY",
+    "document_mappings",
+    "element_mapping",
+    "index_patterns_for",
+    "index_template",
+]
+
+#: Priority of the installed composable index template. Elasticsearch's built-in templates use
+#: 100..500 for patterns like `logs-*-*`, which do not overlap `flow-*`; two templates with the
+#: same priority and overlapping patterns are refused, so a user's own template can take 200+.
+TEMPLATE_PRIORITY = 150
+
+_KEYWORD_IGNORE_ABOVE = 256
+_OCTETS_IGNORE_ABOVE = 4096
+
+_STRING = {"type": "text", "fields": {"keyword": {"type": "keyword", "ignore_above": _KEYWORD_IGNORE_ABOVE}}}
+_IP = {"type": "ip", "fields": {"keyword": {"type": "keyword", "ignore_above": _KEYWORD_IGNORE_ABOVE}}}
+_DATE = {"type": "date", "format": "strict_date_optional_time"}
+_DATE_NANOS = {"type": "date_nanos", "format": "strict_date_optional_time_nanos"}
+_LONG = {"type": "long"}
+_UNSIGNED_LONG = {"type": "unsigned_long"}
+_DOUBLE = {"type": "double", "ignore_malformed": True}
+_BOOLEAN = {"type": "boolean"}
+_KEYWORD = {"type": "keyword", "ignore_above": _KEYWORD_IGNORE_ABOVE}
+_OCTETS = {"type": "keyword", "ignore_above": _OCTETS_IGNORE_ABOVE}
+
+# (rule name, abstract types): one dynamic template per rule, in this order.
+_RULES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("ipfix_string", ("string",)),
+    ("ipfix_ip", ("ipv4Address", "ipv6Address")),
+    ("ipfix_date", ("dateTimeSeconds", "dateTimeMilliseconds")),
+    ("ipfix_date_nanos", ("dateTimeMicroseconds", "dateTimeNanoseconds")),
+    ("ipfix_unsigned64", ("unsigned64",)),
+    ("ipfix_integer", ("unsigned8", "unsigned16", "unsigned32", "signed8", "signed16", "signed32",
+                       "signed64")),
+    ("ipfix_float", ("float32", "float64")),
+    ("ipfix_boolean", ("boolean",)),
+    ("ipfix_mac", ("macAddress",)),
+    ("ipfix_octets", ("octetArray",)),
+)
+
+
+def element_mapping(data_type: str, *, unsigned_long: bool = True) -> dict | None:
+    """The Elasticsearch field mapping for an element of RFC 7011 abstract type ``data_type``,
+    or None for the list types (their values are typed by their elements). ``unsigned_long``
+    says whether the cluster has that field type (else unsigned64 maps to long)."""
+    if data_type == "unsigned64":
+        return dict(_UNSIGNED_LONG if unsigned_long else _LONG)
+    mapping = _BY_TYPE.get(data_type)
+    return None if mapping is None else _copy(mapping)
+
+
+_BY_TYPE: dict[str, dict] = {
+    "string": _STRING,
+    "ipv4Address": _IP,
+    "ipv6Address": _IP,
+    "dateTimeSeconds": _DATE,
+    "dateTimeMilliseconds": _DATE,
+    "dateTimeMicroseconds": _DATE_NANOS,
+    "dateTimeNanoseconds": _DATE_NANOS,
+    "float32": _DOUBLE,
+    "float64": _DOUBLE,
+    "boolean": _BOOLEAN,
+    "macAddress": _KEYWORD,
+    "octetArray": _OCTETS,
+    **{t: _LONG for t in ("unsigned8", "unsigned16", "unsigned32", "signed8", "signed16",
+                          "signed32", "signed64")},
+}
+
+
+def _copy(mapping: dict) -> dict:
+    return {k: _copy(v) if isinstance(v, dict) else v for k, v in mapping.items()}
+
+
+def _name_regex(names: Iterable[str]) -> str:
+    """A Java regular expression that matches exactly ``names`` (sorted, so the template is the
+    same for the same registry). Every character other than [A-Za-z0-9_] is escaped with a
+    backslash, which Java reads as that literal character."""
+    escaped = sorted({re.sub(r"([^A-Za-z0-9_])", r"\\\1", name) for name in names})
+    return "^(?:" + "|".join(escaped) + ")$"
+
+
+def document_mappings(registry: Registry, *, unsigned_long: bool = True) -> dict:
+    """The ``mappings`` of a flow index: the document's own fields as properties, and one
+    dynamic template per Elasticsearch type for the registry's elements under ``ipfix``."""
+    names_by_rule: dict[str, set[str]] = {rule: set() for rule, _ in _RULES}
+    rule_of_type = {t: rule for rule, types in _RULES for t in types}
+    # by_name: when two enterprises share a name, the decoder's choice for the name wins.
+    for name in {ie.name for ie in registry}:
+        rule = rule_of_type.get(registry.by_name(name).data_type)
+        if rule is not None:
+            names_by_rule[rule].add(name)
+
+    dynamic_templates: list[dict] = []
+    for rule, types in _RULES:
+        names = names_by_rule[rule]
+        if not names:
+            continue
+        dynamic_templates.append({rule: {
+            "path_match": "ipfix.*",
+            "match_pattern": "regex",
+            "match": _name_regex(names),
+            "mapping": element_mapping(types[0], unsigned_long=unsigned_long),
+        }})
+    # Elements the registry does not know arrive as octetArray hex named en<E>:id<N>.
+    dynamic_templates.append({"ipfix_unknown": {
+        "path_match": "ipfix.*",
+        "match_pattern": "regex",
+        "match": r"^en[0-9]+:id[0-9]+$",
+        "mapping": _copy(_OCTETS),
+    }})
+    return {
+        # A string that happens to look like a date must not turn a field into a date.
+        "date_detection": False,
+        "dynamic_templates": dynamic_templates,
+        "properties": {
+            "@timestamp": _copy(_DATE),
+            "@version": _copy(_KEYWORD),
+            "type": _copy(_KEYWORD),
+            "host": _copy(_IP),
+            "ipfix": {"properties": {
+                "version": {"type": "integer"},
+                "flowset_id": {"type": "integer"},
+            }},
+        },
+    }
+
+
+def index_patterns_for(index: str) -> list[str]:
+    """The index pattern that covers every name ``index`` (a strftime pattern such as
+    ``flow-%Y.%m.%d``) can produce: the literal text before the first directive, then ``*``
+    (``flow-*``, the pattern Antrea's dashboards read). Raises ValueError when there is no literal
+    text before the first directive: a template for ``*`` would apply to every index."""
+    first = re.search(r"%[^%]", index.replace("%%", "\0\0"))
+    if first is None:
+        return [index.replace("%%", "%")]
+    prefix = index[:first.start()].replace("%%", "%")
+    if not prefix:
+        raise ValueError(f"index pattern {index!r} must start with literal text, e.g. flow-%Y.%m.%d")
+    return [prefix + "*"]
+
+
+def index_template(registry: Registry, index: str, *, unsigned_long: bool = True) -> dict:
+    """The body of ``PUT _index_template/<name>`` for indices named by ``index`` (a strftime
+    pattern such as ``flow-%Y.%m.%d``). Raises ValueError as `index_patterns_for` does."""
+    return {
+        "index_patterns": index_patterns_for(index),
+        "priority": TEMPLATE_PRIORITY,
+        "template": {"mappings": document_mappings(registry, unsigned_long=unsigned_long)},
+        "_meta": {"managed_by": "ipfix-antrea", "description": "IPFIX flow documents (ipfix-collect)"},
+    }
