@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import logging
 import os
 import shlex
@@ -31,7 +32,7 @@ from .sinks import FanOut, Sink, SinkError, open_sink, parse_sink_spec, sink_sch
 if TYPE_CHECKING:
     from ipfix_antrea import Registry
 
-__all__ = ["main", "build_parser", "parse_args", "apply_environment", "exit_status", "ENV_PREFIX"]
+__all__ = ["main", "command", "build_parser", "parse_args", "apply_environment", "exit_status", "ENV_PREFIX"]
 
 ENV_PREFIX = "IPFIX_COLLECT_"
 
@@ -117,8 +118,8 @@ def build_parser() -> argparse.ArgumentParser:
                      metavar="SECONDS", help="UDP templates expire this long after they were last "
                      f"sent (default {DEFAULT_TEMPLATE_LIFETIME:.0f}: three times Antrea's refresh)")
     net.add_argument("--udp-rcvbuf", type=parse_size, metavar="SIZE",
-                     help="UDP socket receive buffer, e.g. 8M (default: the system's; capped by "
-                     "net.core.rmem_max)")
+                     help="UDP socket receive buffer, e.g. 8M (default: 4M, or as much as "
+                     "net.core.rmem_max allows); it absorbs bursts, so it sets the highest loss-free rate")
     net.add_argument("--udp-reuse-port", action="store_true",
                      help="set SO_REUSEPORT so several collectors can share a UDP port")
     net.add_argument("--max-template-fields", type=_non_negative_int, default=DEFAULT_MAX_TEMPLATE_FIELDS,
@@ -359,5 +360,13 @@ def _close_quietly(sinks: Sequence[Sink]) -> None:
             s.close()
 
 
-if __name__ == "__main__":
+def command() -> None:
+    """The ``ipfix-collect`` console script: `main`, as a process."""
+    # What exists now (modules, the registry) lives as long as the process: keep it out of the
+    # garbage collector's scans, which otherwise cost about 5% of a file's run.
+    gc.freeze()
     sys.exit(main())
+
+
+if __name__ == "__main__":
+    command()

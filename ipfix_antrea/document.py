@@ -19,16 +19,14 @@
 # (bytes/s, stateful per flow key). Dashboards that use those need that step too.
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterable, Sequence
 
+from .record import Record
+from .template import Template
 from .types import data_type
 from .wire import IPFIX_VERSION
 
-if TYPE_CHECKING:
-    from ipfix_antrea import Record
-
-__all__ = ["to_document", "document_id", "document_ids", "logstash_timestamp"]
+__all__ = ["document_id", "document_ids", "logstash_timestamp", "to_document", "to_documents"]
 
 _MILLISECONDS = data_type("dateTimeMilliseconds").to_json
 
@@ -39,12 +37,20 @@ def logstash_timestamp(export_time: int) -> str:
     return _MILLISECONDS(export_time * 1000)
 
 
+def _ipfix_maker(template: Template) -> Callable[[tuple], dict]:
+    """The function that builds a record's ``ipfix`` dict in one go from its values:
+    ``version`` and ``flowset_id`` in front of the fields (`Template.dict_maker`, which caches
+    it per template)."""
+    return template.dict_maker({"version": IPFIX_VERSION, "flowset_id": template.template_id})
+
+
 def to_document(record: Record, host: str | None = None) -> dict:
     """The Logstash-compatible document for one data record.
 
-    ``record`` is an `ipfix_antrea.Record` (anything with ``export_time``, ``template_id`` and
-    ``to_dict()``); ``host`` is the exporter's address when the input knows it, and the key is
-    omitted when it does not (a file). Every value is JSON-ready for orjson.
+    ``record`` is an `ipfix_antrea.Record` (or anything with ``export_time``, ``template_id``
+    and ``to_dict()``); ``host`` is the exporter's address when the input knows it, and the key
+    is omitted when it does not (a file). Every value is JSON-ready for orjson.
+    `to_documents` does the same for many records, faster.
     """
     doc: dict = {
         "@timestamp": logstash_timestamp(record.export_time),
@@ -53,8 +59,39 @@ def to_document(record: Record, host: str | None = None) -> dict:
     }
     if host is not None:
         doc["host"] = host
-    doc["ipfix"] = {"version": IPFIX_VERSION, "flowset_id": record.template_id, **record.to_dict()}
+    template = getattr(record, "template", None)
+    if isinstance(template, Template):
+        doc["ipfix"] = _ipfix_maker(template)(record.values)
+    else:
+        doc["ipfix"] = {"version": IPFIX_VERSION, "flowset_id": record.template_id, **record.to_dict()}
     return doc
+
+
+def to_documents(records: Iterable[Record], host: str | None = None) -> list[dict]:
+    """``[to_document(r, host) for r in records]``, equal key for key and value for value, at
+    about half the cost: the ``ipfix`` dict of each record is built in one go by its template's
+    `dict_maker`, and ``@timestamp`` is rendered once per export time (the records of one
+    message share it) instead of once per record."""
+    docs: list[dict] = []
+    append = docs.append
+    template = maker = export_time = stamp = None
+    for record in records:
+        if type(record) is not Record:
+            append(to_document(record, host))
+            continue
+        if record.template is not template:
+            template = record.template
+            maker = _ipfix_maker(template)
+        if record.export_time != export_time:
+            export_time = record.export_time
+            stamp = logstash_timestamp(export_time)
+        if host is None:
+            append({"@timestamp": stamp, "@version": "1", "type": "ipfix",
+                    "ipfix": maker(record.values)})
+        else:
+            append({"@timestamp": stamp, "@version": "1", "type": "ipfix", "host": host,
+                    "ipfix": maker(record.values)})
+    return docs
 
 
 def document_id(record: Record, host: str | None, index: int) -> str:

@@ -6,7 +6,9 @@ runs of fixed-length fields become a single precompiled ``struct.unpack_from`` c
 variable-length field a few lines that read its RFC 7011 §7 length prefix, and conversions
 (addresses to text, NTP timestamps to integers) are applied once the whole record is known to
 fit its set. ``to_dict`` is generated too: it copies a prototype dict of the template's keys
-and stores the JSON-ready values into it.
+and stores the JSON-ready values into it. ``dict_maker(head)`` gives the same function with
+other keys in front (a document's header fields), so a caller that nests or prefixes the field
+dict builds one dict per record instead of two.
 Compiled code is cached by field list, so the templates that every exporter re-sends (Antrea
 refreshes them every 600 s over UDP) are compiled once per process.
 
@@ -17,7 +19,7 @@ from __future__ import annotations
 
 import functools
 import struct
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +29,7 @@ from .types import INLINE_NAMES, DataType, data_type
 from .wire import VARIABLE_LENGTH
 
 RecordDecoder = Callable[[bytes, int, int, Any], tuple[tuple[Any, ...], int]]
+DictMaker = Callable[[tuple[Any, ...]], dict[str, Any]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +73,7 @@ class Template:
     """A (data or options) template: its fields, and the code compiled to decode its records."""
 
     __slots__ = ("template_id", "fields", "scope_count", "names", "min_length", "has_lists",
-                 "decode", "to_dict", "_positions")
+                 "decode", "to_dict", "_positions", "_keys", "_dict_factory", "_makers")
 
     def __init__(self, template_id: int, fields: Sequence[FieldSpec], scope_count: int = 0):
         self.template_id = template_id
@@ -85,8 +88,11 @@ class Template:
         #: ``decode(buf, offset, end, ctx) -> (values, new_offset)``; may raise DecodeError,
         #: struct.error or IndexError on truncated input (the session turns these into DecodeError).
         self.decode: RecordDecoder = compiled[0]
+        self._dict_factory: Callable[[dict[str, Any]], DictMaker] = compiled[1]
+        self._keys: tuple[str, ...] = compiled[2]
         #: ``to_dict(values) -> dict``: the JSON-ready field dict of one record.
-        self.to_dict: Callable[[tuple[Any, ...]], dict[str, Any]] = compiled[1]
+        self.to_dict: DictMaker = self._dict_factory(dict.fromkeys(self._keys))
+        self._makers: dict[tuple[tuple[str, Any], ...], DictMaker] = {}
         positions: dict[str, list[int]] = {}
         for index, name in enumerate(self.names):
             positions.setdefault(name, []).append(index)
@@ -95,6 +101,27 @@ class Template:
     @property
     def is_options(self) -> bool:
         return self.scope_count > 0
+
+    def dict_maker(self, head: Mapping[str, Any]) -> DictMaker:
+        """A function of a record's values that returns ``{**head, **self.to_dict(values)}``
+        (same keys, same order, same values), built as one dict: a copy of a prototype that
+        holds ``head`` and the field keys, then the field stores of `to_dict`.
+
+        Makers are kept per template and ``head`` (whose values must then be hashable; an
+        unhashable head gets a fresh maker each call), so asking again is a dict lookup.
+        """
+        try:
+            key = tuple(head.items())
+            maker = self._makers.get(key)
+        except TypeError:  # an unhashable value in head: build one, do not cache it
+            return self._dict_factory({**head, **dict.fromkeys(self._keys)})
+        if maker is None:
+            if len(self._makers) >= 64:
+                self._makers.clear()
+            # A head key that is also a field name keeps its place in front and takes the
+            # field's value, exactly as {**head, **fields} does.
+            maker = self._makers[key] = self._dict_factory({**head, **dict.fromkeys(self._keys)})
+        return maker
 
     def positions(self, name: str) -> list[int]:
         """Indexes of the fields named ``name`` (several when an element repeats)."""
@@ -119,8 +146,10 @@ def _overrun(offset: int, end: int) -> DecodeError:
 
 
 @functools.lru_cache(maxsize=4096)
-def _compile(fields: tuple[FieldSpec, ...]) -> tuple[RecordDecoder, Callable[..., dict[str, Any]]]:
-    """Generates the record decoder and the to_dict function of a field list."""
+def _compile(fields: tuple[FieldSpec, ...]) -> tuple[RecordDecoder, Callable[[dict[str, Any]], DictMaker],
+                                                    tuple[str, ...]]:
+    """Generates the record decoder of a field list, the factory of its to_dict functions
+    (``factory(prototype)``, see `_to_dict_source`) and the keys of its field dict."""
     from .structured import decode_structured  # structured imports this module
 
     namespace: dict[str, Any] = {"_overrun": _overrun, "_decode_structured": decode_structured,
@@ -192,17 +221,21 @@ def _compile(fields: tuple[FieldSpec, ...]) -> tuple[RecordDecoder, Callable[...
                    f"        return {values(0)}, off",
                    "    except UnicodeDecodeError:",
                    f"        return {values(1)}, off"]
-    source += ["", *_to_dict_source(fields, namespace)]
+    to_dict_source, keys = _to_dict_source(fields, namespace)
+    source += ["", *to_dict_source]
     exec(compile("\n".join(source), f"<ipfix template of {len(fields)} fields>", "exec"), namespace)
-    return namespace["decode"], namespace["to_dict"]
+    return namespace["decode"], namespace["make_to_dict"], keys
 
 
-def _to_dict_source(fields: tuple[FieldSpec, ...], namespace: dict[str, Any]) -> list[str]:
-    """The source of to_dict: the field dict, JSON-rendered; a repeated element gets a list.
+def _to_dict_source(fields: tuple[FieldSpec, ...], namespace: dict[str, Any]) -> tuple[list[str], tuple[str, ...]]:
+    """The source of ``make_to_dict(prototype)``, which returns a to_dict function: the field
+    dict, JSON-rendered, in a copy of ``prototype``; a repeated element gets a list. Also the
+    field keys, in template order.
 
     Copying a prototype dict that already holds every key, then storing into it, costs half of
     building a dict of that size from scratch (keys are hashed and laid out once, at compile
-    time), and keeps the keys in template order.
+    time), and keeps the keys in template order. The prototype is a parameter so that keys put
+    in front of the field keys (`Template.dict_maker`) cost nothing per record either.
     """
     by_name: dict[str, list[str]] = {}
     for index, spec in enumerate(fields):
@@ -217,7 +250,10 @@ def _to_dict_source(fields: tuple[FieldSpec, ...], namespace: dict[str, Any]) ->
             namespace[f"_json{index}"] = dtype.to_json
             value = f"_json{index}({value})"
         by_name.setdefault(spec.name, []).append(value)
-    namespace["_prototype"] = dict.fromkeys(by_name)
-    stores = [f"    d[{name!r}] = {vals[0] if len(vals) == 1 else '[' + ', '.join(vals) + ']'}"
+    stores = [f"        d[{name!r}] = {vals[0] if len(vals) == 1 else '[' + ', '.join(vals) + ']'}"
               for name, vals in by_name.items()]
-    return ["def to_dict(values):", "    d = _prototype.copy()", *stores, "    return d"]
+    source = ["def make_to_dict(_prototype):",
+              "    def to_dict(values):",
+              "        d = _prototype.copy()", *stores, "        return d",
+              "    return to_dict"]
+    return source, tuple(by_name)

@@ -61,6 +61,34 @@ def test_put_waits_for_room_instead_of_dropping():
     assert p.close().delivered == 24
 
 
+def test_put_waits_at_wait_above_while_offer_still_has_the_rest_of_the_capacity():
+    sink = MemorySink()
+    sink.hold()
+    p = Pipeline(sink, capacity=20, wait_above=10)
+    p.put(batch(8))
+    time.sleep(0.1)  # the first batch is in the sink's write
+    p.put(batch(8))
+    blocked = threading.Thread(target=p.put, args=(batch(8),))
+    blocked.start()
+    time.sleep(0.2)
+    assert blocked.is_alive()  # 8 queued + 8 > 10: a producer that can wait, waits
+    assert p.offer(batch(8))  # UDP still gets the room up to the capacity: 16 <= 20
+    assert not p.offer(batch(8))  # 24 > 20
+    sink.release()
+    blocked.join(5)
+    assert not blocked.is_alive()
+    stats = p.close()
+    assert (stats.delivered, stats.refused) == (32, 8)
+
+
+def test_wait_above_defaults_to_the_smaller_of_capacity_and_ten_thousand():
+    for kw, expected in (({"capacity": 100_000}, 10_000), ({"capacity": 50}, 50),
+                         ({"capacity": 50, "wait_above": 1000}, 50)):
+        p = Pipeline(MemorySink(), **kw)
+        assert p.wait_above == expected
+        p.close()
+
+
 def test_put_async_waits_without_blocking_the_event_loop():
     sink = MemorySink()
     sink.hold()

@@ -7,9 +7,11 @@
 # forgotten (its counters move into the totals), so memory follows the live exporters.
 #
 # UDP has no backpressure. A datagram whose records do not fit in the delivery queue is dropped,
-# and its records counted as dropped; the kernel's receive buffer is what absorbs bursts, so it
-# can be raised (`rcvbuf`, `--udp-rcvbuf`). The kernel caps it at net.core.rmem_max: when it gives
-# less than asked, we say so at start. `reuseport` sets SO_REUSEPORT so several collectors can
+# and its records counted as dropped; the kernel's receive buffer is what absorbs bursts while
+# the collector is busy elsewhere, and it decides the highest rate taken without loss (with the
+# kernel's default of 208 KiB, about a third of what 4 MiB gives; docs/performance.md). So we ask
+# for 4 MiB unless told otherwise (`rcvbuf`, `--udp-rcvbuf`). The kernel caps it at
+# net.core.rmem_max: when an explicit size is capped, we say so at start. `reuseport` sets SO_REUSEPORT so several collectors can
 # share a port (the kernel spreads exporters between them).
 #
 # Options, in the spec (`udp://0.0.0.0:4739?rcvbuf=8M&reuseport=1`) or as flags for every UDP
@@ -34,6 +36,7 @@ if TYPE_CHECKING:
 __all__ = ["UdpListener", "open_udp", "DEFAULT_TEMPLATE_LIFETIME"]
 
 DEFAULT_TEMPLATE_LIFETIME = 1800.0
+DEFAULT_RCVBUF = 4 << 20  # asked for when no size is given; the kernel may give less, quietly
 SWEEP_INTERVAL = 30.0  # how often idle exporters and stale templates are looked for
 _log = logging.getLogger("ipfix_antrea.inputs.udp")
 
@@ -73,8 +76,9 @@ class UdpListener(asyncio.DatagramProtocol):
         try:
             if self.reuse_port:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            asked = self.rcvbuf or DEFAULT_RCVBUF
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, asked)
             if self.rcvbuf:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.rcvbuf)
                 # Linux reports twice what it grants (bookkeeping overhead, socket(7)).
                 granted = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) // 2
                 if granted < self.rcvbuf:

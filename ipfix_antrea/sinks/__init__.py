@@ -15,8 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from .base import FanOut, Sink, SinkError, StreamSink, serialize
-from .elasticsearch import add_arguments as _es_arguments
-from .elasticsearch import open_elasticsearch
+from .es_options import add_arguments as _es_arguments
 from .jsonl import JsonLinesSink, add_jsonl_arguments, open_jsonl
 from .stdout import StdoutSink, open_stdout
 
@@ -94,6 +93,13 @@ register_sink("jsonl", open_jsonl, usage="jsonl:PATH",
               add_arguments=add_jsonl_arguments)
 register_sink("stdout", open_stdout, usage="stdout",
               help="write one JSON document per line to standard output")
-register_sink("elasticsearch", open_elasticsearch, usage="elasticsearch:URL[,URL...]",
+def _open_elasticsearch(arg: str | None, options: argparse.Namespace | None = None) -> Sink:
+    # The client library takes about 0.3 s to import: only runs with this sink pay for it.
+    from .elasticsearch import open_elasticsearch
+
+    return open_elasticsearch(arg, options)
+
+
+register_sink("elasticsearch", _open_elasticsearch, usage="elasticsearch:URL[,URL...]",
               help="bulk-load into Elasticsearch 8/9 (daily flow-YYYY.MM.DD indices, index template "
               "from the registry); see the --es-* flags", add_arguments=_es_arguments)
