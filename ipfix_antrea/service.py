@@ -25,7 +25,7 @@ from .inputs.allow import AllowList
 from .monitor import Monitor, RunSummary, StatusLine
 from .pipeline import DEFAULT_BATCH_SIZE, DEFAULT_FLUSH_INTERVAL, DEFAULT_QUEUE_RECORDS, Pipeline
 from .session import SessionStats
-from .sinks import Sink, SinkError
+from .sinks import Sink
 
 __all__ = ["Collector", "DEFAULT_STATUS_INTERVAL"]
 
@@ -85,8 +85,10 @@ class Collector:
     async def serve(self) -> RunSummary:
         loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
+        # Listeners need the sink thread (they must keep reading while the sink writes); files and
+        # captures alone are faster writing from the thread that decodes them.
         self.pipeline = Pipeline(self.sink, on_sink_error=lambda _e: loop.call_soon_threadsafe(self._stop.set),
-                                 **self._pipeline_args)
+                                 threaded=bool(self.listeners), **self._pipeline_args)
         intake = _Intake(self)
         self._install_signals(loop)
         started: list[Listener] = []

@@ -12,7 +12,7 @@ import warnings
 import pytest
 import trustme
 
-from collector_harness import EXPORT_TIME, MemorySink, RunningCollector, encoder, messages, row
+from collector_harness import MemorySink, RunningCollector, encoder, messages, row
 
 pytestmark = pytest.mark.timeout(60)
 

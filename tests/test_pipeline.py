@@ -184,3 +184,25 @@ def test_offer_after_close_is_an_error():
     p.close()
     with pytest.raises(RuntimeError):
         p.offer(batch(1))
+
+
+def test_without_a_sink_thread_put_writes_in_the_callers_thread():
+    writers = []
+
+    class Recording(MemorySink):
+        def write(self, docs, ids=None):
+            writers.append(threading.current_thread())
+            super().write(docs)
+
+    p = Pipeline(Recording(), threaded=False)
+    p.put(batch(3))
+    assert writers == [threading.current_thread()]
+    stats = p.close()
+    assert (stats.accepted, stats.delivered) == (3, 3) and p.sink.closed
+
+
+def test_without_a_sink_thread_offer_is_refused():
+    p = Pipeline(MemorySink(), threaded=False)
+    with pytest.raises(RuntimeError):
+        p.offer(batch(1))
+    p.close()

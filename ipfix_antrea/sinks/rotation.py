@@ -12,7 +12,6 @@
 # a compression.
 from __future__ import annotations
 
-import argparse
 import contextlib
 import errno
 import gzip
