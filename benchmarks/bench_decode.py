@@ -22,7 +22,6 @@ import datetime as dt
 import gc
 import io
 import ipaddress
-import json
 import os
 import platform
 import statistics
@@ -41,6 +40,7 @@ if __package__ in (None, ""):  # run as a script: import the stream module and t
         fa_messages,
         fa_records,
     )
+    from report import write_json  # type: ignore[no-redef]
 else:
     from .antrea_stream import (
         FA_AGGREGATE_IPV4,
@@ -49,6 +49,7 @@ else:
         fa_messages,
         fa_records,
     )
+    from .report import write_json
 
 GOAL_RATIO = 3.0
 VARIANTS = {"tcp": TCP_MESSAGE_SIZE, "udp": UDP_MESSAGE_SIZE}
@@ -413,12 +414,7 @@ def main(argv: list[str] | None = None) -> int:
             "variants": results,
             "construct_vs_compiled": micro,
         }
-        text = json.dumps(doc, indent=2)
-        if args.json == "-":
-            print(text)
-        else:
-            with open(args.json, "w") as f:
-                f.write(text + "\n")
+        write_json(doc, args.json)
     return 0
 
 

@@ -38,9 +38,11 @@ if __package__ in (None, ""):  # run as a script: import the stream module and t
     _here = os.path.dirname(os.path.abspath(__file__))
     sys.path[:0] = [_here, os.path.dirname(_here)]
     from antrea_stream import TCP_MESSAGE_SIZE, fa_messages  # type: ignore[no-redef]
+    from report import write_json  # type: ignore[no-redef]
     from bench_decode import environment  # type: ignore[no-redef]
 else:
     from .antrea_stream import TCP_MESSAGE_SIZE, fa_messages
+    from .report import write_json
     from .bench_decode import environment
 
 GOAL_RATIO = 1.0
@@ -214,12 +216,7 @@ def main(argv: list[str] | None = None) -> int:
                "goal_ratio": GOAL_RATIO, "result": res,
                "rounds": [{k: ({kk: vv for kk, vv in v.items() if kk != "stderr"} if isinstance(v, dict) else v)
                            for k, v in r.items()} for r in rounds]}
-        text = json.dumps(doc, indent=2)
-        if args.json == "-":
-            print(text)
-        else:
-            with open(args.json, "w") as f:
-                f.write(text + "\n")
+        write_json(doc, args.json)
     return 0
 
 

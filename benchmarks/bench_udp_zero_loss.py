@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import multiprocessing
 import os
 import re
@@ -55,10 +54,12 @@ if __package__ in (None, ""):  # run as a script: import the stream module and t
     _here = os.path.dirname(os.path.abspath(__file__))
     sys.path[:0] = [_here, os.path.dirname(_here)]
     from antrea_stream import UDP_MESSAGE_SIZE, fa_messages  # type: ignore[no-redef]
+    from report import write_json  # type: ignore[no-redef]
     from bench_decode import environment  # type: ignore[no-redef]
     from bench_file_jsonl import collect_command, run  # type: ignore[no-redef]
 else:
     from .antrea_stream import UDP_MESSAGE_SIZE, fa_messages
+    from .report import write_json
     from .bench_decode import environment
     from .bench_file_jsonl import collect_command, run
 
@@ -391,12 +392,7 @@ def main(argv: list[str] | None = None) -> int:
                "seconds_per_step": args.seconds, "pool_generation_seconds": gen_s,
                "records_per_datagram": sum(counts) / len(counts), "file_rates": file_summary,
                "results": results}
-        text = json.dumps(doc, indent=2)
-        if args.json == "-":
-            print(text)
-        else:
-            with open(args.json, "w") as f:
-                f.write(text + "\n")
+        write_json(doc, args.json)
     return 0
 
 
