@@ -83,6 +83,8 @@ class Collector:
         return asyncio.run(self.serve())
 
     async def serve(self) -> RunSummary:
+        """`run` on an event loop that is already running (embedding, tests); signal handlers
+        are installed only when this is the main thread."""
         loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
         # Listeners need the sink thread (they must keep reading while the sink writes); files and
