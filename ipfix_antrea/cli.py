@@ -124,7 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="set SO_REUSEPORT so several collectors can share a UDP port")
     net.add_argument("--max-template-fields", type=_non_negative_int, default=DEFAULT_MAX_TEMPLATE_FIELDS,
                      metavar="N", help="refuse templates with more fields than this from network "
-                     f"exporters (default {DEFAULT_MAX_TEMPLATE_FIELDS}; 0: no limit); compiling a new "
+                     f"exporters and captures (default {DEFAULT_MAX_TEMPLATE_FIELDS}; 0: no limit); compiling a new "
                      "template costs about 50 µs per field")
     net.add_argument("--tls-cert", metavar="PEM", help="server certificate (chain) for tls:// inputs")
     net.add_argument("--tls-key", metavar="PEM", help="private key of --tls-cert")
