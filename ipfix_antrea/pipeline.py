@@ -225,18 +225,13 @@ class Pipeline:
         if self.sink_error is not None:
             self._count_undelivered(sum(len(b.records) for b in batches))
             return False
-        if len(batches) == 1:
-            records, host = batches[0].records, batches[0].host
-            docs = to_documents(records, host)
-            ids = document_ids(records, host) if self._wants_ids else None
-        else:
-            docs = []
-            ids = [] if self._wants_ids else None
-            for batch in batches:
-                if batch.records:
-                    docs += to_documents(batch.records, batch.host)
-                    if ids is not None:
-                        ids += document_ids(batch.records, batch.host)
+        docs: list[dict] = []
+        ids: list[str] | None = [] if self._wants_ids else None
+        for batch in batches:
+            if batch.records:
+                docs += to_documents(batch.records, batch.host)
+                if ids is not None:
+                    ids += document_ids(batch.records, batch.host)
         if not docs:
             return False
         size = self.batch_size

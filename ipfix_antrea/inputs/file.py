@@ -19,7 +19,7 @@ from ipfix_antrea import DecodeError, Registry, Session, SessionStats
 
 from . import Batch, InputError, InputSpec
 
-__all__ = ["FileInput", "open_file", "DEFAULT_CHUNK_SIZE"]
+__all__ = ["FileInput", "open_file", "open_binary", "DEFAULT_CHUNK_SIZE"]
 
 DEFAULT_CHUNK_SIZE = 1 << 16
 
@@ -49,20 +49,10 @@ class FileInput:
     def close(self) -> None:
         pass  # the file is closed when iteration ends
 
-    def _open(self) -> tuple[BinaryIO, bool]:
-        if self._stream is not None:
-            return self._stream, False
-        if self.path == "-":
-            return sys.stdin.buffer, False
-        try:
-            return open(self.path, "rb"), True  # noqa: SIM115 - closed in __iter__
-        except OSError as exc:
-            raise InputError(f"{self.name}: cannot open: {exc.strerror or exc}") from exc
-
     def __iter__(self) -> Iterator[Batch]:
         session = Session(registry=self._registry) if self._registry is not None else Session()
         self._sessions.append(session)
-        stream, owned = self._open()
+        stream, owned = open_binary(self.name, self.path, self._stream)
         # read1 returns what is available (a pipe need not fill the chunk before we decode).
         read = getattr(stream, "read1", stream.read)
         name = self.name
@@ -92,6 +82,20 @@ class FileInput:
         finally:
             if owned:
                 stream.close()
+
+
+def open_binary(name: str, path: str, stream: BinaryIO | None = None) -> tuple[BinaryIO, bool]:
+    """What a file-like input reads: ``stream`` if given (tests, embedding), standard input for
+    ``-``, else ``path`` opened; and whether the caller owns it (must close it). Raises
+    InputError naming the input ``name`` when the file cannot be opened."""
+    if stream is not None:
+        return stream, False
+    if path == "-":
+        return sys.stdin.buffer, False
+    try:
+        return open(path, "rb"), True  # noqa: SIM115 - the caller closes it
+    except OSError as exc:
+        raise InputError(f"{name}: cannot open: {exc.strerror or exc}") from exc
 
 
 def _at(err: DecodeError) -> str:

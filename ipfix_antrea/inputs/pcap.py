@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import ipaddress
 import struct
-import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -42,6 +41,7 @@ import dpkt
 from ipfix_antrea import DecodeError, Record, Registry, Session, SessionStats
 
 from . import Batch, InputError, InputSpec
+from .file import open_binary
 from .udp import DEFAULT_TEMPLATE_LIFETIME  # one default for UDP, live or replayed
 
 if TYPE_CHECKING:
@@ -139,16 +139,6 @@ class PcapInput:
         self._stats.append(session.stats)
         return session
 
-    def _open(self) -> tuple[BinaryIO, bool]:
-        if self._stream is not None:
-            return self._stream, False
-        if self.path == "-":
-            return sys.stdin.buffer, False
-        try:
-            return open(self.path, "rb"), True  # closed in __iter__
-        except OSError as exc:
-            raise InputError(f"{self.name}: cannot open: {exc.strerror or exc}") from exc
-
     def _reader(self, capture: _CaptureFile) -> dpkt.pcap.Reader | dpkt.pcapng.Reader:
         magic = capture.head
         try:
@@ -162,7 +152,7 @@ class PcapInput:
         raise InputError(f"{self.name}: not a pcap or pcapng capture (the file {what})")
 
     def __iter__(self) -> Iterator[Batch]:
-        stream, owned = self._open()
+        stream, owned = open_binary(self.name, self.path, self._stream)
         try:
             try:
                 capture = _CaptureFile(stream, self.name)

@@ -54,8 +54,7 @@ class UdpListener(asyncio.DatagramProtocol):
         self.template_lifetime = template_lifetime
         self.rcvbuf = rcvbuf
         self.reuse_port = reuse_port
-        self._sessions: dict[tuple[str, int], Session] = {}
-        self._last_seen: dict[tuple[str, int], float] = {}
+        self._exporters: dict[tuple[str, int], _Exporter] = {}
         self._intake: Intake | None = None
         self._transport: asyncio.DatagramTransport | None = None
         self._sweeper: asyncio.Task | None = None
@@ -98,28 +97,27 @@ class UdpListener(asyncio.DatagramProtocol):
             self._sweeper.cancel()
         if self._transport is not None:
             self._transport.close()
-        for key in list(self._sessions):
+        for key in list(self._exporters):
             self._forget(key)
 
     def stats(self) -> list[SessionStats]:
-        return [s.stats for s in self._sessions.values()]
+        return [e.session.stats for e in self._exporters.values()]
 
     # ---------------------------------------------------------------- receiving
 
     def datagram_received(self, data: bytes, addr: tuple) -> None:
         intake = self._intake
-        ip, port = addr[0], addr[1]
-        source = f"udp {format_address(ip)}:{port}"
-        if not intake.allows(ip):
-            intake.report(source, "refused", "exporter not in the --allow list; its datagrams are dropped")
-            return
-        key = (ip, port)
-        session = self._sessions.get(key)
-        now = time.monotonic()
-        if session is None:
-            session = self._sessions[key] = self._new_session()
-            intake.session_started(source)
-        self._last_seen[key] = now
+        key = (addr[0], addr[1])
+        exporter = self._exporters.get(key)
+        if exporter is None:
+            if not intake.allows(key[0]):
+                intake.report(_source(key), "refused",
+                              "exporter not in the --allow list; its datagrams are dropped")
+                return
+            exporter = self._exporters[key] = _Exporter(self._new_session(), _source(key))
+            intake.session_started(exporter.source)
+        session, source = exporter.session, exporter.source
+        exporter.last_seen = now = time.monotonic()
         try:
             records = session.decode_datagram(data, now)
         except DecodeError as err:
@@ -127,7 +125,7 @@ class UdpListener(asyncio.DatagramProtocol):
             intake.report(source, "malformed message", f"datagram dropped: {err.reason}")
         events = session.take_events()
         if records or events:
-            if not intake.offer(Batch(source, records, ip, events)):
+            if not intake.offer(Batch(source, records, key[0], events)):
                 intake.report(source, "dropped", "delivery queue full; dropping datagrams "
                               "(sinks are slower than this exporter)")
 
@@ -145,19 +143,34 @@ class UdpListener(asyncio.DatagramProtocol):
 
     def sweep(self, now: float) -> None:
         """Expires stale templates and forgets exporters silent for a template lifetime."""
-        for key, session in list(self._sessions.items()):
-            session.expire_templates(now)
-            if now - self._last_seen[key] > self.template_lifetime:
+        for key, exporter in list(self._exporters.items()):
+            exporter.session.expire_templates(now)
+            if now - exporter.last_seen > self.template_lifetime:
                 self._forget(key)
             else:
-                events = session.take_events()
+                events = exporter.session.take_events()
                 if events:
-                    self._intake.offer(Batch(f"udp {format_address(key[0])}:{key[1]}", (), key[0], events))
+                    self._intake.offer(Batch(exporter.source, (), key[0], events))
 
     def _forget(self, key: tuple[str, int]) -> None:
-        session = self._sessions.pop(key)
-        self._last_seen.pop(key, None)
-        self._intake.session_ended(f"udp {format_address(key[0])}:{key[1]}", session.stats)
+        exporter = self._exporters.pop(key)
+        self._intake.session_ended(exporter.source, exporter.session.stats)
+
+
+class _Exporter:
+    """What the listener keeps per exporter (address, port): its session, its name in logs and
+    batches (made once, not per datagram), and when it last sent."""
+
+    __slots__ = ("session", "source", "last_seen")
+
+    def __init__(self, session: Session, source: str) -> None:
+        self.session = session
+        self.source = source
+        self.last_seen = 0.0
+
+
+def _source(key: tuple[str, int]) -> str:
+    return f"udp {format_address(key[0])}:{key[1]}"
 
 
 def open_udp(spec: InputSpec, *, registry: Registry | None = None,
