@@ -98,10 +98,11 @@ def options(**kw) -> argparse.Namespace:
 class RunningCollector:
     """``with RunningCollector(["udp://127.0.0.1:0"]) as c:`` -> send to ``c.port("udp")``."""
 
-    def __init__(self, specs: Sequence[str], sink=None, *, allow: Sequence[str] = (),
+    def __init__(self, specs: Sequence, sink=None, *, allow: Sequence[str] = (),
                  queue_records: int = 100_000, flush_interval: float = 0.05, **opts) -> None:
+        """``specs``: input specs, or inputs already built (to set what the command line cannot)."""
         self.sink = sink if sink is not None else MemorySink()
-        inputs = [open_input(s, options=options(**opts)) for s in specs]
+        inputs = [open_input(s, options=options(**opts)) if isinstance(s, str) else s for s in specs]
         self.collector = Collector(inputs, self.sink, allow=AllowList(allow), queue_records=queue_records,
                                    flush_interval=flush_interval, status_interval=0)
         self.summary: RunSummary | None = None

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import socket
 import ssl
+import struct
 import threading
 import time
 import warnings
@@ -190,6 +191,31 @@ def test_tcp_backpressure_pauses_reading_and_loses_nothing():
     assert len(docs) == 5000 and summary.dropped == 0
 
 
+def test_tcp_connection_ending_inside_a_message_is_reported_and_keeps_earlier_records():
+    data = b"".join(messages(20, max_size=65535, per_message=10))
+    with RunningCollector(["tcp://127.0.0.1:0"]) as c:
+        send_tcp(c.port("tcp"), data[:-50])  # the last message is cut short
+        c.sink.wait_for(10)
+        time.sleep(0.2)
+        summary = c.stop()
+    assert len(c.sink.docs) == 10
+    assert summary.problems["truncated message"] == 1
+    assert summary.counters["malformed_messages"] == 1
+
+
+def test_tcp_connection_reset_by_the_exporter_is_reported():
+    with RunningCollector(["tcp://127.0.0.1:0"]) as c:
+        s = socket.create_connection(("127.0.0.1", c.port("tcp")))
+        s.sendall(b"".join(messages(10, max_size=65535)))
+        c.sink.wait_for(10)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        s.close()  # linger 0: a reset, not a FIN
+        time.sleep(0.2)
+        summary = c.stop()
+    assert len(c.sink.docs) == 10
+    assert summary.problems["connection error"] == 1
+
+
 def test_tcp_templates_belong_to_their_connection():
     enc = encoder()
     with RunningCollector(["tcp://127.0.0.1:0"]) as c:
@@ -295,6 +321,20 @@ def _refused(c: RunningCollector, ctx: ssl.SSLContext) -> None:
             s.sendall(b"".join(messages(5)))
             if s.recv(1) == b"":
                 raise ConnectionResetError("closed")
+
+
+def test_tls_handshake_that_never_comes_times_out_and_is_counted(server_files):
+    from ipfix_antrea.inputs import parse_input_spec
+    from ipfix_antrea.inputs.tcp import TcpListener, tls_server_context
+
+    context = tls_server_context(str(server_files / "server.pem"), None, None)
+    listener = TcpListener(parse_input_spec("tls://127.0.0.1:0"), tls=context, handshake_timeout=0.3)
+    with RunningCollector([listener]) as c:
+        with socket.create_connection(("127.0.0.1", c.port("tls"))) as silent:
+            silent.settimeout(10)
+            assert silent.recv(1) == b""  # closed by the collector after the timeout
+        summary = c.stop()
+    assert summary.problems["tls handshake failed"] == 1
 
 
 def test_mtls_refuses_a_client_without_a_certificate(ca, server_files):
