@@ -48,6 +48,7 @@ from elasticsearch import ApiError, Elasticsearch
 from elasticsearch.serializer import NdjsonSerializer, OrjsonSerializer
 
 from ..registry import Registry, default_registry
+from ..types import data_type
 from .base import SinkError
 from .es_mapping import index_template
 from .es_options import ElasticsearchOptions, add_arguments
@@ -60,6 +61,7 @@ _BACKOFF_FIRST = 0.25  # seconds
 _BACKOFF_MAX = 5.0
 # What a bulk response needs to carry: per item only the status, and the error when there is one.
 _BULK_FILTER = "errors,items.*.status,items.*.error"
+_MILLISECONDS = data_type("dateTimeMilliseconds").to_json  # the timestamps documents carry
 _INDEX_CACHE_SIZE = 4096  # distinct @timestamp strings remembered -> their action line
 
 
@@ -112,7 +114,7 @@ class _DeadLetter:
 
 
 def _now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return _MILLISECONDS(time.time_ns() // 1_000_000)
 
 
 def _split(action: bytes, source: bytes) -> tuple[dict, bytes]:

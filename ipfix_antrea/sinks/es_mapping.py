@@ -65,48 +65,31 @@ _BOOLEAN = {"type": "boolean"}
 _KEYWORD = {"type": "keyword", "ignore_above": _KEYWORD_IGNORE_ABOVE}
 _OCTETS = {"type": "keyword", "ignore_above": _OCTETS_IGNORE_ABOVE}
 
-# (rule name, abstract types): one dynamic template per rule, in this order.
-_RULES: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("ipfix_string", ("string",)),
-    ("ipfix_ip", ("ipv4Address", "ipv6Address")),
-    ("ipfix_date", ("dateTimeSeconds", "dateTimeMilliseconds")),
-    ("ipfix_date_nanos", ("dateTimeMicroseconds", "dateTimeNanoseconds")),
-    ("ipfix_unsigned64", ("unsigned64",)),
-    ("ipfix_integer", ("unsigned8", "unsigned16", "unsigned32", "signed8", "signed16", "signed32",
-                       "signed64")),
-    ("ipfix_float", ("float32", "float64")),
-    ("ipfix_boolean", ("boolean",)),
-    ("ipfix_mac", ("macAddress",)),
-    ("ipfix_octets", ("octetArray",)),
+# (rule name, mapping, abstract types): one dynamic template per rule, in this order.
+_RULES: tuple[tuple[str, dict, tuple[str, ...]], ...] = (
+    ("ipfix_string", _STRING, ("string",)),
+    ("ipfix_ip", _IP, ("ipv4Address", "ipv6Address")),
+    ("ipfix_date", _DATE, ("dateTimeSeconds", "dateTimeMilliseconds")),
+    ("ipfix_date_nanos", _DATE_NANOS, ("dateTimeMicroseconds", "dateTimeNanoseconds")),
+    ("ipfix_unsigned64", _UNSIGNED_LONG, ("unsigned64",)),
+    ("ipfix_integer", _LONG, ("unsigned8", "unsigned16", "unsigned32", "signed8", "signed16",
+                              "signed32", "signed64")),
+    ("ipfix_float", _DOUBLE, ("float32", "float64")),
+    ("ipfix_boolean", _BOOLEAN, ("boolean",)),
+    ("ipfix_mac", _KEYWORD, ("macAddress",)),
+    ("ipfix_octets", _OCTETS, ("octetArray",)),
 )
+_BY_TYPE: dict[str, dict] = {t: mapping for _, mapping, types in _RULES for t in types}
 
 
 def element_mapping(data_type: str, *, unsigned_long: bool = True) -> dict | None:
     """The Elasticsearch field mapping for an element of RFC 7011 abstract type ``data_type``,
     or None for the list types (their values are typed by their elements). ``unsigned_long``
     says whether the cluster has that field type (else unsigned64 maps to long)."""
-    if data_type == "unsigned64":
-        return dict(_UNSIGNED_LONG if unsigned_long else _LONG)
+    if data_type == "unsigned64" and not unsigned_long:
+        return _copy(_LONG)
     mapping = _BY_TYPE.get(data_type)
     return None if mapping is None else _copy(mapping)
-
-
-_BY_TYPE: dict[str, dict] = {
-    "string": _STRING,
-    "ipv4Address": _IP,
-    "ipv6Address": _IP,
-    "dateTimeSeconds": _DATE,
-    "dateTimeMilliseconds": _DATE,
-    "dateTimeMicroseconds": _DATE_NANOS,
-    "dateTimeNanoseconds": _DATE_NANOS,
-    "float32": _DOUBLE,
-    "float64": _DOUBLE,
-    "boolean": _BOOLEAN,
-    "macAddress": _KEYWORD,
-    "octetArray": _OCTETS,
-    **{t: _LONG for t in ("unsigned8", "unsigned16", "unsigned32", "signed8", "signed16",
-                          "signed32", "signed64")},
-}
 
 
 def _copy(mapping: dict) -> dict:
@@ -124,8 +107,8 @@ def _name_regex(names: Iterable[str]) -> str:
 def document_mappings(registry: Registry, *, unsigned_long: bool = True) -> dict:
     """The ``mappings`` of a flow index: the document's own fields as properties, and one
     dynamic template per Elasticsearch type for the registry's elements under ``ipfix``."""
-    names_by_rule: dict[str, set[str]] = {rule: set() for rule, _ in _RULES}
-    rule_of_type = {t: rule for rule, types in _RULES for t in types}
+    names_by_rule: dict[str, set[str]] = {rule: set() for rule, _, _ in _RULES}
+    rule_of_type = {t: rule for rule, _, types in _RULES for t in types}
     # by_name: when two enterprises share a name, the decoder's choice for the name wins.
     for name in {ie.name for ie in registry}:
         rule = rule_of_type.get(registry.by_name(name).data_type)
@@ -133,7 +116,7 @@ def document_mappings(registry: Registry, *, unsigned_long: bool = True) -> dict
             names_by_rule[rule].add(name)
 
     dynamic_templates: list[dict] = []
-    for rule, types in _RULES:
+    for rule, _, types in _RULES:
         names = names_by_rule[rule]
         if not names:
             continue
