@@ -357,6 +357,7 @@ def environment() -> dict:
         "ipfix (python-ipfix)": version("ipfix"),
         "ipfix-antrea": getattr(ipfix_antrea, "__version__", None) if ipfix_antrea else None,
         "construct": version("construct"),
+        "orjson": version("orjson"),
         "git_commit": commit,
     }
 

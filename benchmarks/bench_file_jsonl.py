@@ -5,8 +5,9 @@ file, round after round, in alternating order, for every message shape of `antre
 (65535-octet and 1472-octet messages with the template once; the UDP shapes: two records per
 message, templates re-sent every few dozen messages, IPv4 and IPv6 templates mixed):
 
-* ipfix-collect: `ipfix-collect -q --input file:FILE --sink jsonl:OUT [EXTRA]` (a fresh OUT every
-  run; EXTRA from `--collect-args`, e.g. `--enrich none`);
+* ipfix-collect: `python -m ipfix_antrea.cli -q --input file:FILE --sink jsonl:OUT [EXTRA]` (the
+  console script's code on this interpreter; a fresh OUT every run; EXTRA from `--collect-args`,
+  e.g. `--enrich none`);
 * ipfixDump:     `ipfixDump --in FILE --out /dev/null` (libfixbuf-tools; it decodes every record
   and formats it as text, then throws the text away).
 
@@ -67,9 +68,9 @@ def stream_file(shape: Shape, records: int, seed: int, workdir: str) -> str:
 
 
 def collect_command() -> list[str]:
-    """`ipfix-collect` as installed, or the in-tree module when it is not on PATH."""
-    exe = shutil.which("ipfix-collect")
-    return [exe] if exe else [sys.executable, "-m", "ipfix_antrea.cli"]
+    """`ipfix-collect` on this interpreter, with its packages (`python -m ipfix_antrea.cli` is
+    the console script's `command()`, without a launcher such as a pyenv shim in front)."""
+    return [sys.executable, "-m", "ipfix_antrea.cli"]
 
 
 def run(argv: list[str], cwd: str) -> dict:
@@ -213,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workdir", default=os.path.join(tempfile.gettempdir(), "ipfix-antrea-bench"),
                    help="where the stream files are kept between runs and OUT is written (default %(default)s)")
     p.add_argument("--collect-cmd", metavar="CMD",
-                   help="how to run ipfix-collect (default: the one on PATH), e.g. "
+                   help="how to run ipfix-collect (default: this interpreter -m ipfix_antrea.cli), e.g. "
                         "'env PYTHONPATH=/tmp/old python3 -m ipfix_antrea.cli' to time another tree")
     p.add_argument("--collect-args", metavar="ARGS", default="",
                    help="more flags for ipfix-collect, e.g. --collect-args='--enrich none'")
@@ -233,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
     env = environment()
     out = sys.stderr if args.json == "-" else sys.stdout
     print(f"python {env['python']} on {env['cpu']} ({env['nproc']} CPUs); "
-          f"ipfix-antrea {env['ipfix-antrea']} ({env['git_commit']}); load average "
+          f"ipfix-antrea {env['ipfix-antrea']} ({env['git_commit']}), orjson {env['orjson']}; load average "
           f"{os.getloadavg()[0]:.2f} at the start", file=out)
 
     if args.file:
