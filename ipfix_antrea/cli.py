@@ -1,10 +1,12 @@
-# `ipfix-collect`: inputs -> Session -> Logstash-compatible documents -> sinks.
+# `ipfix-collect`: inputs -> Session -> documents (Logstash's shape, enriched) -> sinks.
 #
 # The command is glue and nothing else: it parses flags (every one also settable from an
-# environment variable, as containers expect), opens the inputs and sinks named by their specs
-# through the two registries (`ipfix_antrea.inputs`, `ipfix_antrea.sinks`), hands them to the
-# `Collector` (`ipfix_antrea.service`) and turns what happened into log lines and an exit status.
-# It knows no input or sink by name: a sink's own flags come from the hook it registered.
+# environment variable, as containers expect), opens the inputs, transforms and sinks named on
+# the command line through their registries (`ipfix_antrea.inputs`, `ipfix_antrea.documents`,
+# `ipfix_antrea.sinks`), hands them to the `Collector` (`ipfix_antrea.service`) and turns what
+# happened into log lines and an exit status. It knows no input, transform or sink by name: their
+# own flags come from the hooks they registered, and what documents hold is declared by the
+# document stage (`DocumentBuilder.fields`), which --help lists.
 #
 # Errors are the inputs' business to report, never a crash: an input that breaks stops with a
 # message on stderr, what was decoded before still goes out, and the exit status says so.
@@ -20,6 +22,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
+from .documents import ENVELOPE_FIELDS, DocumentBuilder, make_builder, parse_enrich, transform_schemes
 from .inputs import InputError, input_schemes, open_input, parse_input_spec
 from .inputs.allow import AllowList
 from .inputs.udp import DEFAULT_TEMPLATE_LIFETIME
@@ -27,7 +30,7 @@ from .monitor import PROG, RunSummary
 from .pipeline import DEFAULT_BATCH_SIZE, DEFAULT_FLUSH_INTERVAL, DEFAULT_QUEUE_RECORDS
 from .service import DEFAULT_STATUS_INTERVAL, Collector
 from .units import number, parse_size
-from .sinks import FanOut, Sink, SinkError, open_sink, parse_sink_spec, sink_schemes
+from .sinks import FanOut, Sink, SinkContext, SinkError, open_sink, parse_sink_spec, sink_schemes
 
 if TYPE_CHECKING:
     from ipfix_antrea import Registry
@@ -44,6 +47,7 @@ EXIT_ABANDONED = 130
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
 DEFAULT_MAX_TEMPLATE_FIELDS = 1024  # Antrea's largest template has about 100
+DEFAULT_ENRICH = ("antrea",)
 
 
 def _epilog() -> str:
@@ -53,12 +57,16 @@ def _epilog() -> str:
     lines += [f"  {s.usage:<{width}}{s.help}" for s in input_schemes()]
     lines += ["", "sinks (--sink, repeatable; every document goes to every sink; default stdout):"]
     lines += [f"  {s.usage:<{width}}{s.help}" for s in sink_schemes()]
+    lines += ["", "output: one JSON document per IPFIX data record, shaped like the events of Antrea's",
+              "Logstash flow pipeline:"]
+    field_width = max(len(f.path) for f in ENVELOPE_FIELDS) + 2
+    lines += [f"  {f.path:<{field_width}}{f.help}" for f in ENVELOPE_FIELDS]
+    lines += [f"  {'ipfix.<element>':<{field_width}}every element of the record by name; unknown elements as",
+              f"  {'':<{field_width}}en<enterprise>:id<id> (hex)",
+              "", f"enrichment (--enrich NAME[,NAME...] or none; default {','.join(DEFAULT_ENRICH)}): "
+              "derived fields under ipfix.,", "each only where the record has what it needs:"]
+    lines += [f"  {t.name:<{width}}{t.help}" for t in transform_schemes()]
     lines += [
-        "",
-        "output: one JSON document per IPFIX data record, shaped like the events of Antrea's",
-        "Logstash flow pipeline: @timestamp (message export time), @version, type \"ipfix\",",
-        "host (exporter, when known) and ipfix {version, flowset_id (template id), every",
-        "element by name}. Unknown elements appear as en<enterprise>:id<id> (hex).",
         "",
         "With only files and captures the run ends when they are read; with a network input it",
         "runs until SIGTERM or SIGINT, then stops accepting, drains its queue, flushes every sink",
@@ -110,6 +118,9 @@ def build_parser() -> argparse.ArgumentParser:
     io.add_argument("--registry", dest="registries", action="append", metavar="CSV", default=[],
                     help="extra information-element definitions (CSV with columns "
                     "elementId,name,dataType[,...,enterprise]); repeatable")
+    io.add_argument("--enrich", type=_enrichment, default=DEFAULT_ENRICH, metavar="NAME[,NAME...]",
+                    help=f"derived fields to add, in this order, or none (default {','.join(DEFAULT_ENRICH)}; "
+                    "see enrichment below)")
 
     net = parser.add_argument_group("network inputs")
     net.add_argument("--allow", dest="allow", action="append", metavar="CIDR", default=[],
@@ -153,10 +164,17 @@ def build_parser() -> argparse.ArgumentParser:
                      help="same as --log-level warning: no status lines and no summary")
     ops.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
 
-    for scheme in sink_schemes():
-        if scheme.add_arguments is not None:
-            scheme.add_arguments(parser)
+    for plugin in [*transform_schemes(), *sink_schemes()]:
+        if plugin.add_arguments is not None:
+            plugin.add_arguments(parser)
     return parser
+
+
+def _enrichment(text: str) -> tuple[str, ...]:
+    try:
+        return parse_enrich(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 _positive_int = number(int, minimum=1)
@@ -317,10 +335,12 @@ def _run(args: argparse.Namespace, level: str) -> int:
         input_specs = [parse_input_spec(s) for s in args.inputs]
         sink_specs = [parse_sink_spec(s) for s in (args.sinks or ["stdout"])]
         allow = AllowList(args.allow)
-        args.registry = _load_registry(args.registries)
-        inputs = [open_input(spec, registry=args.registry, options=args) for spec in input_specs]
+        registry = _load_registry(args.registries)
+        documents = make_builder(args.enrich, args)
+        inputs = [open_input(spec, registry=registry, options=args) for spec in input_specs]
+        context = SinkContext(registry, documents.fields)
         for spec in sink_specs:
-            sinks.append(open_sink(spec, args))
+            sinks.append(open_sink(spec, args, context))
     except (InputError, SinkError, _UsageError, ValueError) as exc:
         log.error("%s", exc)
         _close_quietly(sinks)
@@ -329,7 +349,7 @@ def _run(args: argparse.Namespace, level: str) -> int:
     sink: Sink = sinks[0] if len(sinks) == 1 else FanOut(sinks)
     if allow:
         log.info("accepting exporters from %s only", allow)
-    collector = Collector(inputs, sink, allow=allow, queue_records=args.queue_size,
+    collector = Collector(inputs, sink, documents=documents, allow=allow, queue_records=args.queue_size,
                           batch_size=args.batch_size, flush_interval=args.flush_interval,
                           status_interval=0 if level in ("warning", "error") else args.status_interval)
     summary = collector.run()
