@@ -36,6 +36,7 @@ Importable (`cluster_messages()`, `cluster_stream()`, `FLOWS`, `WINDOW`) and run
 from __future__ import annotations
 
 import argparse
+import math
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -280,8 +281,8 @@ def _records_of(flow: Flow) -> Iterator[tuple[int, dict]]:
     for n, end in enumerate(exports):
         last = n == len(exports) - 1
         seconds = max(end - previous, 1)
-        # a gentle deterministic wave, so lines are not flat: +-20% over a 10-minute period
-        wave = 1.0 + 0.2 * (((end - START) // ACTIVE_TIMEOUT) % 10 - 4.5) / 4.5
+        # a gentle wave, so that lines are not flat: +-20% over a 10-minute period
+        wave = 1.0 + 0.2 * math.sin(2 * math.pi * (end - START) / 600)
         octets = max(int(flow.rate * seconds * wave), 60)
         reverse = int(flow.reverse_rate * seconds * wave) if not denied else 0
         delta = [octets, max(octets // 900, 1), reverse, (reverse + 1199) // 1200]

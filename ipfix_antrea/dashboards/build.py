@@ -317,8 +317,12 @@ class Endpoint:
         return [{f"{side}_{key}": {"terms": {"field": kw(f)}}} for key, f in fields if f]
 
     def label(self, side: str) -> str:
-        name = f"datum.key.{side}_name"
-        shown = f"datum.key.{side}_ns + '/' + {name}" if self.namespace else name
+        """A Vega expression: "namespace/name" (name alone when the namespace is "" or "N/A",
+        as for cluster-wide policies), the fallback field when the name is "", and "none" for
+        a policy name "N/A" (no policy applied)."""
+        name, ns = f"datum.key.{side}_name", f"datum.key.{side}_ns"
+        shown = f"({ns} != '' && {ns} != 'N/A' ? {ns} + '/' + {name} : {name})" if self.namespace else name
+        shown = f"({name} == 'N/A' ? 'none' : {shown})"
         if self.fallback:
             return f"{name} != '' ? {shown} : datum.key.{side}_alt"
         return shown
@@ -394,7 +398,8 @@ def sankey(left: Endpoint, right: Endpoint, where: dict, *, octets: Sequence[str
         "axes": [{"orient": "bottom", "scale": "x", "domain": False, "ticks": False,
                   "encode": {"labels": {"update": {"text": {"scale": "sides", "field": "value"}}}}}],
         "marks": [
-            {"type": "path", "from": {"data": "bands"}, "encode": {"update": {
+            # clip: a wide stroke's bounds would otherwise make autosize shrink the whole chart
+            {"type": "path", "from": {"data": "bands"}, "clip": True, "encode": {"update": {
                 "path": {"field": "path"}, "stroke": {"scale": "color", "field": "source"},
                 "strokeWidth": {"field": "width"}, "strokeOpacity": {"value": 0.45},
                 "tooltip": {"signal": "datum.source + ' → ' + datum.target + ': ' + format(datum.bytes, '.3s') + 'B'"}},
@@ -456,7 +461,7 @@ def pair_throughput() -> dict:
             {"name": "color", "type": "ordinal", "range": "category", "domain": {"data": "points", "field": "pair"}},
         ],
         "axes": [
-            {"orient": "bottom", "scale": "x", "labelOverlap": True},
+            {"orient": "bottom", "scale": "x", "labelOverlap": True, "format": "%d %b %H:%M"},
             {"orient": "left", "scale": "y", "grid": True, "format": ".2s", "title": "bit/s"},
         ],
         "legends": [{"stroke": "color", "orient": "right", "symbolType": "stroke", "labelLimit": 320}],
@@ -557,7 +562,7 @@ def infrastructure_filter() -> dict:
     query = {"bool": {"should": [{"terms": {kw("sourcePodNamespace"): namespaces}},
                                  {"terms": {kw("destinationPodNamespace"): namespaces}}],
                       "minimum_should_match": 1}}
-    return {"meta": {"alias": f"Hide infrastructure namespaces ({', '.join(namespaces)})", "negate": True,
+    return {"meta": {"alias": f"Infrastructure namespaces ({', '.join(namespaces)})", "negate": True,
                      "disabled": False, "type": "custom", "key": "query", "value": _json(query)},
             "query": query, "$state": {"store": "appState"}}
 
@@ -649,10 +654,9 @@ def _flows(nav: dict) -> Dashboard:
 
 
 def _flow_records(nav: dict) -> Dashboard:
-    columns = [ipfix(n) for n in ("sourcePodNamespace", "sourcePodName", "sourceIP", "destinationPodNamespace",
-                                     "destinationPodName", "destinationIP", "destinationServicePortName",
-                                     "protocolIdentifierStr", "flowTypeStr", "flowEndReasonStr")]
-    columns += [ipfix(n) for n in ("octetDeltaCount", "reverseOctetDeltaCount", "throughput", "reverseThroughput")]
+    columns = [ipfix(n) for n in ("sourcePodName", "sourceIP", "destinationPodName", "destinationIP",
+                                     "destinationServicePortName", "protocolIdentifierStr", "flowTypeStr",
+                                     "octetDeltaCount", "reverseOctetDeltaCount", "throughput")]
     panels = [
         Panel(nav, 0, 0, 48, 3),
         Panel(metric("Records", [Metric("count", label="Records")]), 0, 3, 8, 10),
@@ -677,8 +681,8 @@ def _pod_to_service(nav: dict) -> Dashboard:
                                                              split=kw("destinationServicePortName"),
                                                              query=nonempty("destinationServicePortName"))]),
               24, 23, 24, 15),
-        Panel(table("Services", [_BYTES_OUT, _BYTES_IN, Metric("cardinality", kw("flowKeyPodToService"), "Connections"),
-                                 Metric("cardinality", kw("sourcePodName"), "Client Pods")],
+        Panel(table("Traffic by Service", [_BYTES_OUT, _BYTES_IN, Metric("cardinality", kw("flowKeyPodToService"), "Connections"),
+                                 Metric("cardinality", kw("sourceIP"), "Clients")],
                     [(kw("destinationServicePortName"), "Service port")], query=nonempty("destinationServicePortName")),
               0, 38, 48, 12),
     ]
@@ -763,9 +767,10 @@ def _network_policy(nav: dict, denied_table: dict) -> Dashboard:
 
 
 def _denied_table() -> dict:
-    return table("Denied connections", [Metric("cardinality", kw("flowKey"), "Attempts"),
+    return table("Denied connections by policy", [Metric("cardinality", kw("flowKey"), "Attempts"),
                                         Metric("count", label="Records")],
-                 [(kw("sourcePodName"), "Client Pod"), (kw("destinationIP"), "Server"),
+                 [(kw("sourcePodName"), "Client Pod"), (kw("destinationPodName"), "Server Pod"),
+                  (kw("destinationIP"), "Server address"),
                   (kw("ingressNetworkPolicyName"), "Ingress policy"),
                   (kw("egressNetworkPolicyName"), "Egress policy")], query=denied())
 
@@ -785,13 +790,15 @@ DASHBOARDS = _NAMES
 
 def build() -> list[dict]:
     """Every saved object: the data view, then each dashboard's panels (each once) and itself."""
-    objects, seen = [data_view()], {DATA_VIEW_ID}
+    objects, seen = [data_view()], {DATA_VIEW_ID: data_view()}
     for board in dashboards():
-        for panel in board.panels:
-            if panel.obj["id"] not in seen:
-                seen.add(panel.obj["id"])
-                objects.append(panel.obj)
-        objects.append(board.saved_object())
+        for obj in [p.obj for p in board.panels] + [board.saved_object()]:
+            if obj["id"] in seen:
+                if seen[obj["id"]] != obj:  # two different objects with one title
+                    raise ValueError(f"two saved objects named {obj['attributes']['title']!r}")
+                continue
+            seen[obj["id"]] = obj
+            objects.append(obj)
     return objects
 
 
