@@ -60,12 +60,15 @@ __all__ = [
     "ACTIVE_TIMEOUT",
     "CLUSTER_ID",
     "FLOWS",
+    "PODS",
+    "POLICIES",
     "WINDOW",
     "Flow",
     "Pod",
     "cluster_messages",
     "cluster_records",
     "cluster_stream",
+    "connections",
 ]
 
 ACTIVE_TIMEOUT = 60  # the Flow Aggregator's activeFlowRecordTimeout (seconds)
@@ -192,6 +195,9 @@ FLOWS: tuple[Flow, ...] = (
            rate=400, reverse_rate=900, start=30 + 97 * i, end=30 + 97 * i + 5, retry=600)
       for i, pod in enumerate(("frontend-7d9c8b6f5-x2k4p", "cart-5f6d7c8b9-mz3nt",
                                "checkout-6b8f9d7c4-h5j2k", "products-84c5d9f6b-t7v2w"))),
+    # kube-dns forwards what it cannot answer to the upstream resolver outside the cluster
+    Flow("coredns-76f75df574-9xq2z", "192.0.2.53", 54000, 53, proto=17, rate=300, reverse_rate=700,
+         start=60, end=64, retry=300),
     # the Flow Aggregator feeds the collector (infrastructure, hidden by the Home filter)
     Flow("flow-aggregator-6c9b7d8f5-zw4xk", "ipfix-collect-7b6c5d4f3-r2t8y", 47390, 4739,
          service="ipfix-collect", rate=350_000, reverse_rate=2_000,
