@@ -228,8 +228,8 @@ class PanelResult:
 
 # --------------------------------------------------------------------------- aggregation-based
 
-def _agg_request(agg: dict, metric_aggs: dict, first_metric: dict | None, ctx: Context, time_field: str,
-                 scripts: dict) -> dict:
+def _agg_request(agg: dict, first_metric: dict | None, ctx: Context) -> dict:
+    """The Elasticsearch aggregation for a bucket aggregation of a visualization."""
     params = agg["params"]
     if agg["type"] == "terms":
         order_by = params.get("orderBy", "_key")
@@ -280,10 +280,7 @@ def _leaf_rows(agg_body: dict, levels: list[dict], metrics: list[dict], scripts:
     level, rest = levels[0], levels[1:]
     rows = []
     for bucket in agg_body[level["id"]]["buckets"]:
-        key = bucket.get("key_as_string", bucket["key"]) if level["type"] == "date_histogram" else bucket["key"]
-        if level["type"] == "date_histogram":
-            key = bucket["key"]
-        rows.extend(_leaf_rows(bucket, rest, metrics, scripts, keys + [key]))
+        rows.extend(_leaf_rows(bucket, rest, metrics, scripts, keys + [bucket["key"]]))
     return rows
 
 
@@ -304,8 +301,8 @@ def run_aggregation_vis(obj: dict, ctx: Context) -> PanelResult:
             metric_aggs[m["id"]] = request
     tree: dict = dict(metric_aggs)
     for level in reversed(levels):
-        tree = {level["id"]: {**_agg_request(level, metric_aggs, metrics[0] if metrics else None, ctx,
-                                             time_field, scripts), "aggs": {**metric_aggs, **tree}}}
+        tree = {level["id"]: {**_agg_request(level, metrics[0] if metrics else None, ctx),
+                              "aggs": {**metric_aggs, **tree}}}
     body = {"size": 0, "track_total_hits": True,
             "query": _bool(ctx, time_field, lucene(source.get("query")), filters=source.get("filter", [])),
             "aggs": tree}

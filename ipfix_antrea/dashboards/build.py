@@ -36,7 +36,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["DATA_VIEW_ID", "DASHBOARDS", "INDEX_PATTERN", "build", "main", "render"]
+__all__ = ["DATA_VIEW_ID", "INDEX_PATTERN", "build", "dashboards", "main", "object_id", "render"]
 
 INDEX_PATTERN = "flow-*"
 TIME_FIELD = "@timestamp"
@@ -784,8 +784,6 @@ def dashboards() -> list[Dashboard]:
     assert [b.title for b in boards] == list(_NAMES)
     return boards
 
-
-DASHBOARDS = _NAMES
 
 
 def build() -> list[dict]:
