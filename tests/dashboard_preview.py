@@ -186,7 +186,7 @@ def numbers_spec(result: kq.PanelResult, width: int, height: int) -> dict:
     return _base(width, height, [{"name": "t", "values": items}], [
         {"type": "text", "from": {"data": "t"}, "encode": {"enter": {
             "x": {"signal": f"(datum.i + 0.5) * width / {n}"}, "y": {"signal": "height / 2 - 4"},
-            "align": {"value": "center"}, "fontSize": {"value": min(30, width / n / 4)}, "fontWeight": {"value": "bold"},
+            "align": {"value": "center"}, "fontSize": {"value": min(30, width / n / 5.5)}, "fontWeight": {"value": "bold"},
             "fill": {"value": "#343741"}, "text": {"field": "value"}}}},
         {"type": "text", "from": {"data": "t"}, "encode": {"enter": {
             "x": {"signal": f"(datum.i + 0.5) * width / {n}"}, "y": {"signal": "height / 2 + 18"},
