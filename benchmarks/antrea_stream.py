@@ -47,8 +47,8 @@ __all__ = [
     "EXPORT_TIME",
     "FA_AGGREGATE_IPV4",
     "FA_AGGREGATE_IPV6",
-    "FA_IPV6_TEMPLATE_ID",
     "FA_TEMPLATE_ID",
+    "FA_TEMPLATE_ID_IPV6",
     "FA_TEMPLATES",
     "REVERSE_PEN",
     "SHAPES",
@@ -72,7 +72,7 @@ __all__ = [
 ANTREA_PEN = 56506  # IANA-assigned to Antrea (antrea-facts 1.1)
 REVERSE_PEN = 29305  # RFC 5103 reverse information elements
 FA_TEMPLATE_ID = 256  # the FA's IPv4 template id (antrea-facts 2.2)
-FA_IPV6_TEMPLATE_ID = 257  # the FA's IPv6 template id, sent right after the IPv4 one
+FA_TEMPLATE_ID_IPV6 = 257  # the FA's IPv6 template id: it always sends both (antrea-facts 2.2)
 TCP_MESSAGE_SIZE = 65535  # RFC 7011 maximum message size; the FA's TCP cap
 UDP_MESSAGE_SIZE = 1472  # 1500-byte MTU - 20 (IPv4) - 8 (UDP)
 UDP_SMALL_MESSAGE_SIZE = 1400  # what UDP exporters configure to leave room for tunnels
@@ -173,8 +173,9 @@ del _E, _A, _R
 assert len(FA_AGGREGATE_IPV4) == 70
 assert len({e.name for e in FA_AGGREGATE_IPV4}) == 70
 
-# The IPv6 template is the IPv4 one with the address pair and the trio in their IPv6 versions, in
-# the same places (antrea-facts 1.4).
+# The IPv6 template is the IPv4 one with each IPv4 address element replaced, in place, by its
+# IPv6 counterpart (antrea-facts 1.4: the address pair after the IANA counters, the trio at the
+# end of the Antrea part).
 _IPV6_OF = {
     "sourceIPv4Address": Element("sourceIPv6Address", 0, 27, "ipv6Address"),
     "destinationIPv4Address": Element("destinationIPv6Address", 0, 28, "ipv6Address"),
@@ -183,19 +184,21 @@ _IPV6_OF = {
     "destinationServiceIPv4": Element("destinationServiceIPv6", ANTREA_PEN, 169, "ipv6Address"),
 }
 FA_AGGREGATE_IPV6: tuple[Element, ...] = tuple(_IPV6_OF.get(e.name, e) for e in FA_AGGREGATE_IPV4)
+assert sum(e.data_type == "ipv6Address" for e in FA_AGGREGATE_IPV6) == len(_IPV6_OF)
 #: template id -> its elements, in wire order
 FA_TEMPLATES: dict[int, tuple[Element, ...]] = {FA_TEMPLATE_ID: FA_AGGREGATE_IPV4,
-                                                FA_IPV6_TEMPLATE_ID: FA_AGGREGATE_IPV6}
+                                                FA_TEMPLATE_ID_IPV6: FA_AGGREGATE_IPV6}
 
 
-def fa_template_elements(template_id: int = FA_TEMPLATE_ID) -> list[Element]:
-    """The 70 elements of a template (IPv4 by default), in wire order, with their numbers and types."""
-    return list(FA_TEMPLATES[template_id])
+def fa_template_elements(ipv6: bool = False) -> list[Element]:
+    """The 70 elements of the IPv4 (or IPv6) template, in wire order, with their numbers and types."""
+    return list(FA_AGGREGATE_IPV6 if ipv6 else FA_AGGREGATE_IPV4)
 
 
-def fa_template_fields(template_id: int = FA_TEMPLATE_ID) -> list[str]:
-    """The 70 element names of a template, in wire order (what `Encoder.add_template` takes)."""
-    return [e.name for e in FA_TEMPLATES[template_id]]
+def fa_template_fields(ipv6: bool = False) -> list[str]:
+    """The 70 element names of the IPv4 (or IPv6) template, in wire order (what
+    `Encoder.add_template` takes)."""
+    return [e.name for e in fa_template_elements(ipv6)]
 
 
 def fnv1_32(data: bytes) -> int:
@@ -298,7 +301,7 @@ def fa_flows(n_records: int, seed: int = 1, *, ipv6_share: float = 0.0,
     if not ipv6_share:
         return [Flow(FA_TEMPLATE_ID, r) for r in records]
     family = random.Random(f"ipv6-{seed}")
-    return [Flow(FA_IPV6_TEMPLATE_ID, _as_ipv6(r)) if family.random() < ipv6_share
+    return [Flow(FA_TEMPLATE_ID_IPV6, _as_ipv6(r)) if family.random() < ipv6_share
             else Flow(FA_TEMPLATE_ID, r) for r in records]
 
 
@@ -444,7 +447,7 @@ def fa_messages(
     )
     template_ids = sorted({f.template_id for f in flows})
     for template_id in template_ids:
-        enc.add_template(template_id, fa_template_fields(template_id))
+        enc.add_template(template_id, [e.name for e in FA_TEMPLATES[template_id]])
 
     def templates() -> list[bytes]:
         return [m for template_id in template_ids for m in enc.template_messages([template_id])]

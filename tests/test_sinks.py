@@ -147,7 +147,7 @@ def test_registering_a_scheme_makes_it_openable_without_touching_other_sinks(mon
     class Memory:
         name = "memory"
 
-        def __init__(self, arg, options=None):
+        def __init__(self, arg, options=None, context=None):
             opened.append(arg)
             self.docs = []
 

@@ -11,11 +11,15 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import BinaryIO, Protocol, runtime_checkable
 
 import orjson
 
-__all__ = ["Sink", "SinkError", "StreamSink", "FanOut", "serialize"]
+from ..documents.fields import ENVELOPE_FIELDS, DocumentField
+from ..registry import Registry
+
+__all__ = ["Sink", "SinkContext", "SinkError", "StreamSink", "FanOut", "serialize"]
 
 
 class SinkError(Exception):
@@ -30,7 +34,7 @@ class Sink(Protocol):
     to their destination; ``close`` flushes and releases the destination. Failures raise
     `SinkError`. Sinks are driven from one thread; a sink that is shared must say so.
 
-    ``ids``, when given, holds one stable id per document (`ipfix_antrea.document.document_id`):
+    ``ids``, when given, holds one stable id per document (`ipfix_antrea.documents.document_id`):
     the collector computes them only for sinks whose ``wants_ids`` attribute is true, so that a
     sink that can deduplicate (Elasticsearch's ``_id``) does; other sinks ignore them.
     """
@@ -42,6 +46,17 @@ class Sink(Protocol):
     def flush(self) -> None: ...
 
     def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class SinkContext:
+    """What a sink may need to know of the documents it will be given: the registry their
+    elements come from (None: the default registry) and the fields the document stage writes
+    (`DocumentBuilder.fields`). A sink that stores documents by type (Elasticsearch's index
+    template) maps both; others ignore them."""
+
+    registry: Registry | None = None
+    fields: Sequence[DocumentField] = ENVELOPE_FIELDS
 
 
 _APPEND_NEWLINE = orjson.OPT_APPEND_NEWLINE

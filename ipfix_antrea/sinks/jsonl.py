@@ -20,7 +20,7 @@ import os
 import time
 from collections.abc import Callable, Sequence
 
-from .base import SinkError, serialize
+from .base import SinkContext, SinkError, serialize
 from ..units import parse_duration, parse_keep, parse_size
 from .rotation import Housekeeper, RotatedNames, fsync_directory, next_boundary
 
@@ -238,9 +238,10 @@ def add_jsonl_arguments(parser: argparse.ArgumentParser) -> None:
                             "close, so that flushed documents survive a power loss")
 
 
-def open_jsonl(arg: str | None, options: argparse.Namespace | None = None) -> JsonLinesSink:
+def open_jsonl(arg: str | None, options: argparse.Namespace | None = None,
+               context: SinkContext | None = None) -> JsonLinesSink:
     """The ``jsonl:PATH`` factory: reads the ``--jsonl-*`` flags from ``options`` (defaults when
-    None or absent)."""
+    None or absent). JSON lines need nothing from ``context``."""
     if not arg:
         raise SinkError("jsonl needs a file name: jsonl:PATH")
     rotate_size = getattr(options, "jsonl_rotate_size", None)
