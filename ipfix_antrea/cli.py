@@ -24,12 +24,12 @@ from typing import TYPE_CHECKING
 
 from .documents import ENVELOPE_FIELDS, DocumentBuilder, make_builder, parse_enrich, transform_schemes
 from .inputs import InputError, input_schemes, open_input, parse_input_spec
+from .inputs import add_arguments as add_input_arguments
 from .inputs.allow import AllowList
-from .inputs.udp import DEFAULT_TEMPLATE_LIFETIME
 from .monitor import PROG, RunSummary
 from .pipeline import DEFAULT_BATCH_SIZE, DEFAULT_FLUSH_INTERVAL, DEFAULT_QUEUE_RECORDS
 from .service import DEFAULT_STATUS_INTERVAL, Collector
-from .units import number, parse_size
+from .units import number
 from .sinks import FanOut, Sink, SinkContext, SinkError, open_sink, parse_sink_spec, sink_schemes
 from .sinks.es_options import add_connection_arguments, add_index_arguments
 
@@ -49,7 +49,6 @@ EXIT_ABANDONED = 130
 EXIT_SETUP_FAILED = 1  # ipfix-collect setup: a service could not be reached or refused
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
-DEFAULT_MAX_TEMPLATE_FIELDS = 1024  # Antrea's largest template has about 100
 DEFAULT_ENRICH = ("antrea",)
 
 
@@ -128,25 +127,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help=f"derived fields to add, in this order, or none (default {','.join(DEFAULT_ENRICH)}; "
                     "see enrichment below)")
 
-    net = parser.add_argument_group("network inputs")
-    net.add_argument("--allow", dest="allow", action="append", metavar="CIDR", default=[],
-                     help="accept exporters from this network only (repeatable; default: any)")
-    net.add_argument("--template-lifetime", type=_positive_float, default=DEFAULT_TEMPLATE_LIFETIME,
-                     metavar="SECONDS", help="UDP templates expire this long after they were last "
-                     f"sent (default {DEFAULT_TEMPLATE_LIFETIME:.0f}: three times Antrea's refresh)")
-    net.add_argument("--udp-rcvbuf", type=parse_size, metavar="SIZE",
-                     help="UDP socket receive buffer, e.g. 8M (default: 4M, or as much as "
-                     "net.core.rmem_max allows); it absorbs bursts, so it sets the highest loss-free rate")
-    net.add_argument("--udp-reuse-port", action="store_true",
-                     help="set SO_REUSEPORT so several collectors can share a UDP port")
-    net.add_argument("--max-template-fields", type=_non_negative_int, default=DEFAULT_MAX_TEMPLATE_FIELDS,
-                     metavar="N", help="refuse templates with more fields than this from network "
-                     f"exporters and captures (default {DEFAULT_MAX_TEMPLATE_FIELDS}; 0: no limit); compiling a new "
-                     "template costs about 50 µs per field")
-    net.add_argument("--tls-cert", metavar="PEM", help="server certificate (chain) for tls:// inputs")
-    net.add_argument("--tls-key", metavar="PEM", help="private key of --tls-cert")
-    net.add_argument("--tls-client-ca", metavar="PEM",
-                     help="require client certificates signed by this CA (mutual TLS)")
+    io.add_argument("--allow", dest="allow", action="append", metavar="CIDR", default=[],
+                    help="accept exporters from this network only, on every input (repeatable; default: any)")
 
     pipe = parser.add_argument_group("delivery")
     pipe.add_argument("--queue-size", type=_positive_int, default=DEFAULT_QUEUE_RECORDS, metavar="RECORDS",
@@ -170,6 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="same as --log-level warning: no status lines and no summary")
     ops.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
 
+    add_input_arguments(parser)
     for plugin in [*transform_schemes(), *sink_schemes()]:
         if plugin.add_arguments is not None:
             plugin.add_arguments(parser)
@@ -184,7 +167,6 @@ def _enrichment(text: str) -> tuple[str, ...]:
 
 
 _positive_int = number(int, minimum=1)
-_non_negative_int = number(int, minimum=0)
 _non_negative_float = number(float, minimum=0)
 _positive_float = number(float, above=0)
 
@@ -424,8 +406,8 @@ def build_setup_parser() -> argparse.ArgumentParser:
 def _setup(args: argparse.Namespace) -> int:
     from .kibana import KibanaClient, KibanaError
     from .provision import import_dashboards, install_template, read_dashboards
-    from .sinks.elasticsearch import ElasticsearchOptions, parse_hosts
     from .sinks.es_mapping import index_patterns_for
+    from .sinks.es_options import ElasticsearchOptions, parse_hosts
 
     handler = _setup_logging(args.log_level)
     log = logging.getLogger("ipfix_antrea.setup")

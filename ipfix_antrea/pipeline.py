@@ -93,7 +93,7 @@ class Pipeline:
         self.flush_interval = flush_interval
         self.sink_error: SinkError | None = None
         self._on_sink_error = on_sink_error
-        self._wants_ids = bool(getattr(sink, "wants_ids", False))
+        self._wants_ids = sink.wants_ids
         self._queue: deque[Batch] = deque()
         self._queued = 0
         self._lock = threading.Lock()

@@ -194,9 +194,8 @@ class Collector:
 
     def status_line(self, status: StatusLine) -> str:
         counters, _ = self.monitor.totals(self._live_stats())
-        stats_of = getattr(self.sink, "stats", None)
         return status.line(self.pipeline.stats(), counters, self.monitor.exporters,
-                           self.monitor.problems, stats_of() if callable(stats_of) else None)
+                           self.monitor.problems, self.sink.stats())
 
     def summary(self) -> RunSummary:
         """The numbers of the run so far (complete once `serve` has returned)."""

@@ -19,7 +19,7 @@ import orjson
 from ..documents.fields import ENVELOPE_FIELDS, DocumentField
 from ..registry import Registry
 
-__all__ = ["Sink", "SinkContext", "SinkError", "StreamSink", "FanOut", "serialize"]
+__all__ = ["Sink", "SinkBase", "SinkContext", "SinkError", "StreamSink", "FanOut", "serialize"]
 
 
 class SinkError(Exception):
@@ -34,18 +34,33 @@ class Sink(Protocol):
     to their destination; ``close`` flushes and releases the destination. Failures raise
     `SinkError`. Sinks are driven from one thread; a sink that is shared must say so.
 
-    ``ids``, when given, holds one stable id per document (`ipfix_antrea.documents.document_id`):
-    the collector computes them only for sinks whose ``wants_ids`` attribute is true, so that a
-    sink that can deduplicate (Elasticsearch's ``_id``) does; other sinks ignore them.
+    Two optional features, with their defaults in `SinkBase`:
+
+    * ``wants_ids``: when true, ``write`` gets ``ids``, one stable id per document
+      (`ipfix_antrea.documents.document_id`), so that a sink that can deduplicate (Elasticsearch's
+      ``_id``) does; they are computed only for sinks that want them.
+    * ``stats()``: the sink's own counters (indexed, retried, ...), shown in the status line.
     """
 
     name: str
+    wants_ids: bool
 
     def write(self, docs: Sequence[dict], ids: Sequence[str] | None = None) -> None: ...
 
     def flush(self) -> None: ...
 
     def close(self) -> None: ...
+
+    def stats(self) -> dict[str, int]: ...
+
+
+class SinkBase:
+    """The defaults of a sink's optional features: no ids wanted, no counters of its own."""
+
+    wants_ids: bool = False
+
+    def stats(self) -> dict[str, int]:
+        return {}
 
 
 @dataclass(frozen=True)
@@ -76,7 +91,7 @@ def serialize(docs: Sequence[dict]) -> bytearray:
     return out
 
 
-class StreamSink:
+class StreamSink(SinkBase):
     """JSON Lines to a binary stream. ``owns_stream`` decides whether `close` closes it."""
 
     def __init__(self, stream: BinaryIO, *, name: str, owns_stream: bool) -> None:
@@ -120,7 +135,8 @@ class StreamSink:
 
 
 class FanOut:
-    """Several sinks behind one: every batch goes to each, in order.
+    """Several sinks behind one: every batch goes to each, in order; ids are made when any of
+    them wants them, and the counters of all are summed.
 
     `close` closes every sink even when one fails, then raises the first failure.
     """
@@ -128,7 +144,14 @@ class FanOut:
     def __init__(self, sinks: Sequence[Sink]) -> None:
         self.sinks = list(sinks)
         self.name = ", ".join(s.name for s in self.sinks)
-        self.wants_ids = any(getattr(s, "wants_ids", False) for s in self.sinks)
+        self.wants_ids = any(s.wants_ids for s in self.sinks)
+
+    def stats(self) -> dict[str, int]:
+        total: dict[str, int] = {}
+        for sink in self.sinks:
+            for key, value in sink.stats().items():
+                total[key] = total.get(key, 0) + value
+        return total
 
     def write(self, docs: Sequence[dict], ids: Sequence[str] | None = None) -> None:
         for sink in self.sinks:

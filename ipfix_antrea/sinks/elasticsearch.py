@@ -51,9 +51,9 @@ from elasticsearch.serializer import NdjsonSerializer, OrjsonSerializer
 from ..documents.fields import ENVELOPE_FIELDS, DocumentField
 from ..registry import Registry, default_registry
 from ..types import data_type
-from .base import SinkContext, SinkError
+from .base import SinkBase, SinkContext, SinkError
 from .es_mapping import index_template
-from .es_options import ElasticsearchOptions, add_arguments
+from .es_options import ElasticsearchOptions, add_arguments, parse_hosts
 
 __all__ = [
     "ElasticsearchOptions",
@@ -145,7 +145,7 @@ def _describe(error: Any) -> str:
     return str(error)
 
 
-class ElasticsearchSink:
+class ElasticsearchSink(SinkBase):
     """Bulk-loads documents into Elasticsearch; see the module comment for the guarantees.
 
     ``client`` is an `elasticsearch.Elasticsearch`; the sink owns it and closes it. The index
@@ -547,13 +547,6 @@ class _Unusable(Exception):
 def _error_of(exc: ApiError) -> Any:
     body = exc.body
     return body.get("error", body) if isinstance(body, dict) else body
-
-
-def parse_hosts(arg: str | None) -> list[str]:
-    hosts = [h.strip() for h in (arg or "").split(",") if h.strip()]
-    if not hosts:
-        raise SinkError("elasticsearch needs at least one URL: elasticsearch:http://HOST:9200[,URL...]")
-    return [h if "://" in h else f"http://{h}" for h in hosts]
 
 
 def open_elasticsearch(arg: str | None, options: argparse.Namespace | None = None,

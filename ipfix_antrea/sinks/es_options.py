@@ -12,7 +12,8 @@ from ..units import number
 from .base import SinkError
 from .es_mapping import index_patterns_for
 
-__all__ = ["ElasticsearchOptions", "add_arguments", "add_connection_arguments", "add_index_arguments"]
+__all__ = ["ElasticsearchOptions", "add_arguments", "add_connection_arguments", "add_index_arguments",
+           "parse_hosts"]
 
 
 @dataclass
@@ -59,6 +60,15 @@ class ElasticsearchOptions:
         if self.flush_interval < 0 or self.retry_for < 0:
             raise SinkError(f"{name}: flush_interval and retry_for cannot be negative")
         _check_index_pattern(name, self.index)
+
+
+def parse_hosts(arg: str | None) -> list[str]:
+    """``URL[,URL...]`` (a scheme-less host gets ``http://``) -> the cluster's node URLs. Raises
+    SinkError when there is none."""
+    hosts = [h.strip() for h in (arg or "").split(",") if h.strip()]
+    if not hosts:
+        raise SinkError("elasticsearch needs at least one URL: elasticsearch:http://HOST:9200[,URL...]")
+    return [h if "://" in h else f"http://{h}" for h in hosts]
 
 
 def _check_index_pattern(name: str, index: str) -> None:
