@@ -58,6 +58,8 @@ __all__ = [
     "Element",
     "Flow",
     "Shape",
+    "add_shape_arguments",
+    "chosen_shapes",
     "cluster_id",
     "fa_flows",
     "fa_messages",
@@ -519,6 +521,24 @@ SHAPES: dict[str, Shape] = {s.name: s for s in (
           "as udp-refresh, but half the records IPv6 (templates 256 and 257, the FA sends both), "
           "both templates re-sent every 20 messages"),
 )}
+
+
+def add_shape_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--shape`` (repeatable) and ``--template-every``, for the benchmarks; `chosen_shapes`
+    reads them."""
+    parser.add_argument("--shape", choices=SHAPES, action="append",
+                        help="measure this shape (repeatable; default: all). "
+                             + "; ".join(f"{s.name}: {s.description}" for s in SHAPES.values()))
+    parser.add_argument("--template-every", type=int, metavar="N",
+                        help="re-send the templates every N data messages in the shapes that re-send them")
+
+
+def chosen_shapes(args: argparse.Namespace) -> list[Shape]:
+    """The shapes `add_shape_arguments` asked for (all by default), with their re-send interval."""
+    shapes = [SHAPES[name] for name in (args.shape or SHAPES)]
+    if args.template_every:
+        shapes = [s._replace(template_every=args.template_every) if s.template_every else s for s in shapes]
+    return shapes
 
 
 def shape_messages(shape: Shape, n_records: int, seed: int = 1,

@@ -41,10 +41,11 @@ if __package__ in (None, ""):  # run as a script: import the stream module and t
     from antrea_stream import (  # type: ignore[no-redef]
         FA_AGGREGATE_IPV4,
         FA_TEMPLATES,
-        SHAPES,
         TCP_MESSAGE_SIZE,
         Flow,
         Shape,
+        add_shape_arguments,
+        chosen_shapes,
         fa_messages,
         shape_messages,
     )
@@ -53,10 +54,11 @@ else:
     from .antrea_stream import (
         FA_AGGREGATE_IPV4,
         FA_TEMPLATES,
-        SHAPES,
         TCP_MESSAGE_SIZE,
         Flow,
         Shape,
+        add_shape_arguments,
+        chosen_shapes,
         fa_messages,
         shape_messages,
     )
@@ -381,11 +383,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--records", type=int, default=20000)
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--shape", choices=SHAPES, action="append",
-                   help="measure this shape (repeatable; default: all). "
-                        + "; ".join(f"{s.name}: {s.description}" for s in SHAPES.values()))
-    p.add_argument("--template-every", type=int, metavar="N",
-                   help="re-send the templates every N data messages in the shapes that re-send them")
+    add_shape_arguments(p)
     p.add_argument("--json", nargs="?", const="-", metavar="PATH",
                    help="write machine-readable results to PATH (or stdout with no PATH)")
     p.add_argument("--profile", type=int, metavar="N",
@@ -394,9 +392,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="records for the construct-vs-compiled micro-benchmark (0 skips it)")
     args = p.parse_args(argv)
 
-    shapes = [SHAPES[name] for name in (args.shape or SHAPES)]
-    if args.template_every:
-        shapes = [s._replace(template_every=args.template_every) if s.template_every else s for s in shapes]
+    shapes = chosen_shapes(args)
     env = environment()
 
     if args.profile:

@@ -42,11 +42,11 @@ import time
 if __package__ in (None, ""):  # run as a script: import the stream module and the in-tree library
     _here = os.path.dirname(os.path.abspath(__file__))
     sys.path[:0] = [_here, os.path.dirname(_here)]
-    from antrea_stream import SHAPES, Shape, shape_messages  # type: ignore[no-redef]
+    from antrea_stream import SHAPES, Shape, add_shape_arguments, chosen_shapes, shape_messages  # type: ignore[no-redef]
     from report import write_json  # type: ignore[no-redef]
     from bench_decode import environment  # type: ignore[no-redef]
 else:
-    from .antrea_stream import SHAPES, Shape, shape_messages
+    from .antrea_stream import SHAPES, Shape, add_shape_arguments, chosen_shapes, shape_messages
     from .report import write_json
     from .bench_decode import environment
 
@@ -205,11 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--records", type=int, default=100_000)
     p.add_argument("--rounds", type=int, default=7)
     p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--shape", choices=SHAPES, action="append",
-                   help="measure this shape (repeatable; default: all). "
-                        + "; ".join(f"{s.name}: {s.description}" for s in SHAPES.values()))
-    p.add_argument("--template-every", type=int, metavar="N",
-                   help="re-send the templates every N data messages in the shapes that re-send them")
+    add_shape_arguments(p)
     p.add_argument("--file", help="benchmark this IPFIX file instead of generating the FA streams")
     p.add_argument("--workdir", default=os.path.join(tempfile.gettempdir(), "ipfix-antrea-bench"),
                    help="where the stream files are kept between runs and OUT is written (default %(default)s)")
@@ -228,9 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     os.makedirs(args.workdir, exist_ok=True)
     collect = shlex.split(args.collect_cmd) if args.collect_cmd else collect_command()
     extra = shlex.split(args.collect_args)
-    shapes = [SHAPES[name] for name in (args.shape or SHAPES)]
-    if args.template_every:
-        shapes = [s._replace(template_every=args.template_every) if s.template_every else s for s in shapes]
+    shapes = chosen_shapes(args)
     env = environment()
     out = sys.stderr if args.json == "-" else sys.stdout
     print(f"python {env['python']} on {env['cpu']} ({env['nproc']} CPUs); "
