@@ -394,3 +394,26 @@ def test_stop_hands_over_what_connections_already_received():
             summary = c.stop()  # the exporter is still connected
     assert len(sink.docs) == 100 and summary.delivered == 100
     assert sink.closed and sink.flushes >= 1
+
+
+def test_a_refused_exporter_is_logged_once_however_often_it_reconnects(caplog):
+    with RunningCollector(["tcp://127.0.0.1:0"], allow=["10.0.0.0/8"]) as c:
+        for _ in range(3):  # each connection comes from a new source port
+            with socket.create_connection(("127.0.0.1", c.port("tcp"))) as s:
+                s.settimeout(10)
+                assert s.recv(1) == b""
+        summary = c.stop()
+    warnings_ = [r.getMessage() for r in caplog.records if "--allow" in r.getMessage()]
+    assert summary.problems["refused"] == 3
+    assert len(warnings_) == 1 and warnings_[0].startswith("tcp 127.0.0.1: ")
+
+
+def test_a_refused_udp_exporter_is_logged_once_from_any_source_port(caplog):
+    with RunningCollector(["udp://127.0.0.1:0"], allow=["10.0.0.0/8"]) as c:
+        for _ in range(3):  # three sockets: three source ports
+            send_udp(c.port("udp"), messages(1)[:1])
+        time.sleep(0.2)
+        summary = c.stop()
+    warnings_ = [r.getMessage() for r in caplog.records if "--allow" in r.getMessage()]
+    assert summary.problems["refused"] == 3
+    assert len(warnings_) == 1 and warnings_[0].startswith("udp 127.0.0.1: ")

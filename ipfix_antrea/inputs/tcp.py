@@ -120,8 +120,11 @@ class TcpListener:
         peer = transport.get_extra_info("peername")
         ip, port = peer[0], peer[1]
         source = f"{self.scheme} {format_address(ip)}:{port}"
+        # Problems before a session exists are the exporter's (its address), not the
+        # connection's: an exporter retrying every few seconds is logged once, not per port.
+        exporter = f"{self.scheme} {format_address(ip)}"
         if not self._intake.allows(ip):
-            self._intake.report(source, "refused", "exporter not in the --allow list; connection closed")
+            self._intake.report(exporter, "refused", "exporter not in the --allow list; connection closed")
             return None, None, source, ip
         loop = asyncio.get_running_loop()
         reader = asyncio.StreamReader(limit=READ_SIZE)
@@ -132,7 +135,7 @@ class TcpListener:
                                                  ssl_handshake_timeout=self.handshake_timeout)
             except (ssl.SSLError, OSError, asyncio.TimeoutError, EOFError) as exc:
                 reason = getattr(exc, "reason", None) or str(exc) or type(exc).__name__
-                self._intake.report(source, "tls handshake failed",
+                self._intake.report(exporter, "tls handshake failed",
                                     f"TLS handshake failed: {reason}; connection closed")
                 return None, None, source, ip
         else:

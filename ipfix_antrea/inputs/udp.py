@@ -110,7 +110,8 @@ class UdpListener(asyncio.DatagramProtocol):
         exporter = self._exporters.get(key)
         if exporter is None:
             if not intake.allows(key[0]):
-                intake.report(_source(key), "refused",
+                # Refusal is the address's: one log line whatever port the exporter sends from.
+                intake.report(f"udp {format_address(key[0])}", "refused",
                               "exporter not in the --allow list; its datagrams are dropped")
                 return
             exporter = self._exporters[key] = _Exporter(self._new_session(), _source(key))
