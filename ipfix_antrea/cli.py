@@ -57,6 +57,7 @@ def _epilog() -> str:
     lines = ["inputs (--input, repeatable; network inputs run together, files and captures are",
              "read one after the other; every exporter connection or address has its own session):"]
     lines += [f"  {s.usage:<{width}}{s.help}" for s in input_schemes()]
+    lines += ["  A network input without :PORT listens on 4739, IANA's port for IPFIX (and Antrea's default)."]
     lines += ["", "sinks (--sink, repeatable; every document goes to every sink; default stdout):"]
     lines += [f"  {s.usage:<{width}}{s.help}" for s in sink_schemes()]
     lines += ["", "output: one JSON document per IPFIX data record, shaped like the events of Antrea's",

@@ -151,3 +151,10 @@ def test_udp_receive_buffer_and_reuse_port_options_are_applied():
         sock = listener._transport.get_extra_info("socket")
         assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT) == 1
         assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) >= 64 * 1024
+
+
+@pytest.mark.parametrize("spec", ["udp://127.0.0.1:99999", "tcp://127.0.0.1:99999", "udp://127.0.0.1:http"])
+def test_a_port_out_of_range_or_not_a_number_is_a_usage_error(spec, capsys):
+    assert main(["-i", spec]) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert spec in err and "port" in err

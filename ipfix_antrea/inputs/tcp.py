@@ -52,6 +52,7 @@ class TcpListener:
         self.address = self.name
         self.scheme = "tls" if tls is not None else "tcp"
         self._spec = spec
+        self._host, self._port = spec.host_port()  # a bad port is the command line's error
         self._new_session = new_session
         self._tls = tls
         self.handshake_timeout = handshake_timeout
@@ -63,8 +64,7 @@ class TcpListener:
 
     async def start(self, intake: Intake) -> None:
         self._intake = intake
-        host, port = self._spec.host_port()
-        family, sockaddr = resolve_bind(self._spec, host, port, socket.SOCK_STREAM)
+        family, sockaddr = resolve_bind(self._spec, self._host, self._port, socket.SOCK_STREAM)
         sock = socket.socket(family, socket.SOCK_STREAM)
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

@@ -48,6 +48,7 @@ class UdpListener(asyncio.DatagramProtocol):
         self.name = str(spec)
         self.address = self.name
         self._spec = spec
+        self._host, self._port = spec.host_port()  # a bad port is the command line's error
         self._new_session = new_session or session_factory(
             None, SessionSettings(template_lifetime=template_lifetime), expiring=True)
         self.template_lifetime = template_lifetime
@@ -68,8 +69,7 @@ class UdpListener(asyncio.DatagramProtocol):
         self._sweeper = asyncio.create_task(self._sweep_forever())
 
     def _bind(self) -> socket.socket:
-        host, port = self._spec.host_port()
-        family, sockaddr = resolve_bind(self._spec, host, port, socket.SOCK_DGRAM)
+        family, sockaddr = resolve_bind(self._spec, self._host, self._port, socket.SOCK_DGRAM)
         sock = socket.socket(family, socket.SOCK_DGRAM)
         try:
             if self.reuse_port:
