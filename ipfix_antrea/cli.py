@@ -106,9 +106,17 @@ def _epilog() -> str:
     return "\n".join(lines)
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with a short error: the problem and where to look, not a usage of sixty flags."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n"
+                  f"{self.prog}: see '{self.prog} --help' for every flag\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command line: the collector's own flags and every registered sink's."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog=PROG,
         description="Collect IPFIX (RFC 7011) flow records, e.g. from Antrea's Flow Exporter or\n"
         "Flow Aggregator, into JSON documents compatible with Antrea's old Logstash/Kibana\n"
@@ -364,7 +372,7 @@ SETUP_PROG = f"{PROG} setup"
 
 def build_setup_parser() -> argparse.ArgumentParser:
     """``ipfix-collect setup``: the index template into Elasticsearch, the dashboards into Kibana."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog=SETUP_PROG,
         description="Install the index template for flow documents into Elasticsearch and, with\n"
         "--kibana, import the data view and dashboards that ship with ipfix-collect into Kibana.\n"

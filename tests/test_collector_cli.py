@@ -158,3 +158,21 @@ def test_a_port_out_of_range_or_not_a_number_is_a_usage_error(spec, capsys):
     assert main(["-i", spec]) == EXIT_USAGE
     err = capsys.readouterr().err
     assert spec in err and "port" in err
+
+
+@pytest.mark.parametrize("argv", [["-i", "file:x", "--queue-size", "lots"], ["-i", "file:x", "--no-such-flag"], []])
+def test_an_argument_error_is_one_line_and_a_hint_not_the_usage(argv, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(argv, environ={})
+    err = capsys.readouterr().err
+    assert exit_.value.code == EXIT_USAGE
+    assert err.splitlines()[0].startswith("ipfix-collect: error: ")
+    assert err.splitlines()[1:] == ["ipfix-collect: see 'ipfix-collect --help' for every flag"]
+
+
+def test_a_setup_argument_error_is_one_line_and_a_hint(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["setup", "--wait", "soon"], environ={})
+    err = capsys.readouterr().err
+    assert exit_.value.code == EXIT_USAGE
+    assert len(err.splitlines()) == 2 and "ipfix-collect setup --help" in err
