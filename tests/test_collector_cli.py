@@ -176,3 +176,26 @@ def test_a_setup_argument_error_is_one_line_and_a_hint(capsys):
     err = capsys.readouterr().err
     assert exit_.value.code == EXIT_USAGE
     assert len(err.splitlines()) == 2 and "ipfix-collect setup --help" in err
+
+
+def test_a_misspelled_environment_variable_is_warned_about_naming_the_closest_flag(tmp_path, capsys):
+    src = tmp_path / "in.ipfix"
+    src.write_bytes(b"".join(messages(3)))
+    status = main(["-i", f"file:{src}", "-s", f"jsonl:{tmp_path / 'o.jsonl'}"],
+                  environ={"IPFIX_COLLECT_QUEUE_SIZ": "10", "IPFIX_COLLECT_STATUS_INTERVAL": "5"})
+    err = capsys.readouterr().err
+    assert status == EXIT_OK
+    assert "warning: IPFIX_COLLECT_QUEUE_SIZ sets no flag" in err
+    assert "did you mean IPFIX_COLLECT_QUEUE_SIZE (--queue-size)?" in err
+    assert "STATUS_INTERVAL" not in err
+
+
+def test_variables_of_setup_are_not_misspellings_for_the_collector_and_the_other_way_round(tmp_path, capsys):
+    src = tmp_path / "in.ipfix"
+    src.write_bytes(b"".join(messages(3)))
+    both = {"IPFIX_COLLECT_ELASTICSEARCH": "http://127.0.0.1:1", "IPFIX_COLLECT_KIBANA": "http://127.0.0.1:2",
+            "IPFIX_COLLECT_INPUT": f"file:{src}", "IPFIX_COLLECT_SINK": f"jsonl:{tmp_path / 'o.jsonl'}"}
+    assert main([], environ=both) == EXIT_OK
+    assert "warning" not in capsys.readouterr().err
+    main(["setup", "--kibana-space", "bad space?"], environ=both)  # fails later; no warning first
+    assert "sets no flag" not in capsys.readouterr().err
