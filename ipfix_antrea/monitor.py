@@ -48,6 +48,11 @@ def describe_event(event: Event) -> str:
     return f"{type(event).__name__}({', '.join(parts)})"
 
 
+def plural(n: int, noun: str) -> str:
+    """``1 exporter``, ``3 exporters``."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def add_stats(total: Counter, names: set[str], stats: SessionStats) -> None:
     """Add one SessionStats into ``total``: every integer counter, and the unknown names."""
     for f in fields(stats):
@@ -198,11 +203,11 @@ class StatusLine:
         errors = counters["malformed_messages"] + counters["malformed_sets"] + sum(
             problems[k] for k in CONNECTION_KINDS)
         parts = [
-            f"{pipeline.accepted} records ({rate:.0f}/s)",
-            f"{exporters} exporters",
-            f"{counters['sequence_gaps']} sequence gaps ({counters['missing_records']} records missing)",
+            f"{plural(pipeline.accepted, 'record')} ({rate:.0f}/s)",
+            plural(exporters, "exporter"),
+            f"{plural(counters['sequence_gaps'], 'sequence gap')} ({plural(counters['missing_records'], 'record')} missing)",
             f"{pipeline.refused} dropped",
-            f"{errors} errors",
+            plural(errors, "error"),
             f"queue {pipeline.queued}/{pipeline.capacity}",
         ]
         if problems["refused"]:

@@ -417,3 +417,13 @@ def test_a_refused_udp_exporter_is_logged_once_from_any_source_port(caplog):
     warnings_ = [r.getMessage() for r in caplog.records if "--allow" in r.getMessage()]
     assert summary.problems["refused"] == 3
     assert len(warnings_) == 1 and warnings_[0].startswith("udp 127.0.0.1: ")
+
+
+def test_status_line_says_1_exporter_in_the_singular():
+    from ipfix_antrea.monitor import StatusLine
+
+    with RunningCollector(["udp://127.0.0.1:0"]) as c:
+        send_udp(c.port("udp"), messages(1))
+        c.sink.wait_for(1)
+        line = c.collector.status_line(StatusLine())
+    assert "1 records" not in line and ", 1 exporter," in line
