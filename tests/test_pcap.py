@@ -20,7 +20,7 @@ import orjson
 import pytest
 
 from ipfix_antrea import Encoder, MissingTemplate, Session, TemplateExpired
-from ipfix_antrea.cli import EXIT_OK, main
+from ipfix_antrea.cli import EXIT_INPUT_ERRORS, EXIT_OK, main
 from ipfix_antrea.inputs import InputError, open_input
 from ipfix_antrea.inputs.pcap import MAX_STREAM_HOLD, PcapInput
 
@@ -635,3 +635,20 @@ def test_allow_list_applies_to_the_exporters_of_a_capture(tmp_path, capsys):
     assert status == EXIT_OK
     assert {d["host"] for d in docs} == {EXPORTER_B} and len(docs) == 3
     assert "refused" in err and EXPORTER_A in err
+
+
+@pytest.mark.parametrize("writer", [write_pcap, write_pcapng])
+def test_a_capture_given_as_file_input_suggests_pcap(tmp_path, capsys, writer):
+    path = writer(tmp_path / "flows.cap", [udp_frame(EXPORTER_A, 50000, m) for m in messages(FIELDS_A, rows_a(1))])
+    status = main(["--input", f"file:{path}", "--sink", f"jsonl:{tmp_path / 'out.jsonl'}"])
+    assert status == EXIT_INPUT_ERRORS
+    assert f"file:{path}: this is a packet capture, not IPFIX messages: read it with pcap:{path}" \
+        in capsys.readouterr().err
+
+
+def test_an_ipfix_file_given_as_pcap_input_suggests_file(tmp_path, capsys):
+    path = tmp_path / "flows.ipfix"
+    path.write_bytes(b"".join(messages(FIELDS_A, rows_a(1))))
+    status = main(["--input", f"pcap:{path}", "--sink", f"jsonl:{tmp_path / 'out.jsonl'}"])
+    assert status == EXIT_INPUT_ERRORS
+    assert f"it begins like IPFIX messages, read it with file:{path}" in capsys.readouterr().err

@@ -19,9 +19,22 @@ from ipfix_antrea import DecodeError, Registry, Session, SessionStats
 
 from . import Batch, InputError, InputSpec
 
-__all__ = ["FileInput", "open_file", "open_binary", "DEFAULT_CHUNK_SIZE"]
+__all__ = ["FileInput", "open_file", "open_binary", "is_capture", "DEFAULT_CHUNK_SIZE", "PCAPNG_MAGIC",
+           "PCAP_MAGICS"]
 
 DEFAULT_CHUNK_SIZE = 1 << 16
+
+# How captures begin (their first four octets): pcapng's section header block, and classic pcap
+# in micro-, nano- and Kuznetzov's modified form, in either byte order.
+PCAPNG_MAGIC = b"\x0a\x0d\x0d\x0a"
+PCAP_MAGICS = frozenset(m + n for m, n in ((b"\xa1\xb2", b"\xc3\xd4"), (b"\xa1\xb2", b"\x3c\x4d"),
+                                           (b"\xa1\xb2", b"\xcd\x34")))
+PCAP_MAGICS |= frozenset(m[::-1] for m in PCAP_MAGICS)  # little-endian files
+
+
+def is_capture(head: bytes) -> bool:
+    """Whether a file that begins with ``head`` is a pcap or pcapng capture."""
+    return head[:4] == PCAPNG_MAGIC or head[:4] in PCAP_MAGICS
 
 
 class FileInput:
@@ -64,6 +77,9 @@ class FileInput:
                     raise InputError(f"{name}: read failed: {exc.strerror or exc}") from exc
                 if not chunk:
                     break
+                if not self.bytes_read and is_capture(chunk):
+                    raise InputError(f"{name}: this is a packet capture, not IPFIX messages: "
+                                     f"read it with pcap:{self.path}")
                 self.bytes_read += len(chunk)
                 try:
                     records = session.feed(chunk)

@@ -41,7 +41,7 @@ import dpkt
 from ipfix_antrea import DecodeError, Record, Registry, Session, SessionStats
 
 from . import DEFAULT_TEMPLATE_LIFETIME, Batch, InputError, InputSpec, SessionSettings
-from .file import open_binary
+from .file import PCAP_MAGICS, PCAPNG_MAGIC, open_binary
 
 if TYPE_CHECKING:
     import argparse
@@ -70,10 +70,6 @@ COUNTERS = (
     "tcp_streams_open_at_end",    # IPFIX connections without FIN/RST when the capture ended
 )
 
-_PCAPNG_MAGIC = b"\x0a\x0d\x0d\x0a"
-_PCAP_MAGICS = frozenset(m + n for m, n in ((b"\xa1\xb2", b"\xc3\xd4"), (b"\xa1\xb2", b"\x3c\x4d"),
-                                            (b"\xa1\xb2", b"\xcd\x34")))
-_PCAP_MAGICS |= frozenset(m[::-1] for m in _PCAP_MAGICS)  # little-endian files
 
 # Link types (tcpdump.org/linktypes.html). 12 and 14 are DLT_RAW as some systems wrote it into
 # files before LINKTYPE_RAW (101) existed; 228 and 229 are raw IPv4 and raw IPv6.
@@ -141,14 +137,16 @@ class PcapInput:
     def _reader(self, capture: _CaptureFile) -> dpkt.pcap.Reader | dpkt.pcapng.Reader:
         magic = capture.head
         try:
-            if magic == _PCAPNG_MAGIC:
+            if magic == PCAPNG_MAGIC:
                 return dpkt.pcapng.Reader(capture)
-            if magic in _PCAP_MAGICS:
+            if magic in PCAP_MAGICS:
                 return dpkt.pcap.Reader(capture)
         except (dpkt.UnpackError, ValueError, struct.error) as exc:
             raise InputError(f"{self.name}: not a readable capture: {exc}") from exc
         what = f"starts with {magic.hex()}" if magic else "is empty"
-        raise InputError(f"{self.name}: not a pcap or pcapng capture (the file {what})")
+        hint = f": it begins like IPFIX messages, read it with file:{self.path}" \
+            if magic[:2] == b"\x00\x0a" else ""
+        raise InputError(f"{self.name}: not a pcap or pcapng capture (the file {what}){hint}")
 
     def __iter__(self) -> Iterator[Batch]:
         stream, owned = open_binary(self.name, self.path, self._stream)
