@@ -168,13 +168,24 @@ class Session:
         return records
 
     def end_of_stream(self) -> None:
-        """Says the stream has ended; raises :class:`DecodeError` if a partial message is left."""
+        """Says the stream has ended: :meth:`close`, then :class:`DecodeError` if a partial
+        message is left."""
+        self.close()
         if self._buffer:
             left = len(self._buffer)
             offset = self._stream_offset
             self._buffer = bytearray()
             self.stats.malformed_messages += 1
             raise DecodeError(f"stream ended inside a message ({left} octets left over)", offset)
+
+    def close(self) -> None:
+        """Says the transport session is over (a stream ended, a UDP exporter is forgotten):
+        the data sets still waiting for their template never will be decoded. Each is dropped,
+        counted in ``pending_dropped_sets`` and reported as a
+        :class:`~ipfix_antrea.events.PendingSetDropped` with ``session_ended``. Calling it again
+        drops nothing more."""
+        while self._held:
+            self._drop_held(session_ended=True)
 
     @property
     def buffered(self) -> int:
@@ -379,11 +390,15 @@ class Session:
         self._held_octets += len(held.body)
         while self._held and (len(self._held) > self.max_pending_sets
                               or self._held_octets > self.max_pending_octets):
-            dropped = self._held.popleft()
-            self._held_octets -= len(dropped.body)
-            stats.pending_dropped_sets += 1
-            self._events.append(ev.PendingSetDropped(dropped.observation_domain_id,
-                                                     dropped.template_id))
+            self._drop_held(session_ended=False)
+
+    def _drop_held(self, *, session_ended: bool) -> None:
+        """Drops the oldest held data set, counted and reported."""
+        dropped = self._held.popleft()
+        self._held_octets -= len(dropped.body)
+        self.stats.pending_dropped_sets += 1
+        self._events.append(ev.PendingSetDropped(dropped.observation_domain_id,
+                                                 dropped.template_id, session_ended))
 
     def _release_held(self, domain: int, out: list[Record]) -> None:
         """Decodes the held sets of ``domain`` whose templates (and sub-templates) are known."""

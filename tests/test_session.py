@@ -190,6 +190,38 @@ def test_held_data_sets_are_bounded():
     assert len(s.feed(enc.template_messages()[0])) == 2
 
 
+def test_sets_still_waiting_for_their_template_when_the_stream_ends_are_dropped_and_counted():
+    enc = encoder()
+    s = Session()
+    s.feed(enc.encode(256, ROWS)[0])
+    s.take_events()
+    s.end_of_stream()
+    assert s.stats.pending_dropped_sets == 1
+    assert s.take_events() == [PendingSetDropped(1, 256, session_ended=True)]
+    assert s.feed(enc.template_messages()[0]) == []  # nothing is left to release
+
+
+def test_closing_a_datagram_session_drops_the_sets_still_waiting_once():
+    enc = encoder()
+    s = Session(template_lifetime=1800)
+    s.decode_datagram(enc.encode(256, ROWS[:1])[0], now=0)
+    s.decode_datagram(enc.encode(256, ROWS[1:])[0], now=1)
+    s.close()
+    s.close()
+    assert s.stats.pending_dropped_sets == 2
+    assert [e for e in s.take_events() if isinstance(e, PendingSetDropped)] == \
+        [PendingSetDropped(1, 256, session_ended=True)] * 2
+
+
+def test_a_stream_ending_inside_a_message_still_drops_the_waiting_sets():
+    enc = encoder()
+    s = Session()
+    s.feed(enc.encode(256, ROWS)[0] + enc.template_messages()[0][:10])
+    with pytest.raises(DecodeError):
+        s.end_of_stream()
+    assert s.stats.pending_dropped_sets == 1
+
+
 def test_sequence_gap_is_counted_and_warned():
     enc = encoder()
     s = Session()
