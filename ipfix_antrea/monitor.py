@@ -162,10 +162,13 @@ class RunSummary:
             gaps += f" ({c['missing_records']} records missing)"
         if c["out_of_order"]:
             gaps += f", {c['out_of_order']} out of order"
+        # Sets that waited for a template and were dropped: the buffer was full, or the session
+        # ended first. Their records are lost, though not counted (the template says how many).
+        dropped = f" ({c['pending_dropped_sets']} never decoded)" if c["pending_dropped_sets"] else ""
         out = [
             f"{PROG}: {inputs}: {self.records} records, {c['messages']} messages, {c['octets']} bytes",
             f"{PROG}: {c['malformed_messages']} decode errors, {c['malformed_sets']} malformed sets, "
-            f"{c['missing_template_sets']} missing-template sets, {gaps}",
+            f"{c['missing_template_sets']} missing-template sets{dropped}, {gaps}",
         ]
         if self.exporters:
             out.append(f"{PROG}: {self.exporters} exporter session(s)")

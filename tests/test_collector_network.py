@@ -427,3 +427,22 @@ def test_status_line_says_1_exporter_in_the_singular():
         c.sink.wait_for(1)
         line = c.collector.status_line(StatusLine())
     assert "1 records" not in line and ", 1 exporter," in line
+
+
+def test_udp_sets_still_waiting_for_their_template_at_stop_are_counted_as_dropped():
+    enc = encoder()
+    with RunningCollector(["udp://127.0.0.1:0"]) as c:
+        send_udp(c.port("udp"), enc.encode(256, [row(1)]))
+        time.sleep(0.2)
+        summary = c.stop()
+    assert summary.counters["missing_template_sets"] == 1
+    assert summary.counters["pending_dropped_sets"] == 1
+
+
+def test_tcp_sets_still_waiting_for_their_template_at_the_end_of_the_connection_are_counted():
+    enc = encoder()
+    with RunningCollector(["tcp://127.0.0.1:0"]) as c:
+        send_tcp(c.port("tcp"), b"".join(enc.encode(256, [row(1)])))
+        time.sleep(0.2)
+        summary = c.stop()
+    assert summary.counters["pending_dropped_sets"] == 1

@@ -19,7 +19,7 @@ import dpkt
 import orjson
 import pytest
 
-from ipfix_antrea import Encoder, MissingTemplate, Session, TemplateExpired
+from ipfix_antrea import Encoder, MissingTemplate, PendingSetDropped, Session, TemplateExpired
 from ipfix_antrea.cli import EXIT_INPUT_ERRORS, EXIT_OK, main
 from ipfix_antrea.inputs import InputError, open_input
 from ipfix_antrea.inputs.pcap import MAX_STREAM_HOLD, PcapInput
@@ -198,6 +198,14 @@ def test_nanosecond_pcap_timestamps_are_read_exactly(tmp_path):
     batches, inp = replay(path, template_lifetime=10)
     assert len(records_of(batches)) == 1
     assert inp.stats()[0].templates_expired == 1
+
+
+def test_udp_sets_still_waiting_for_their_template_at_the_end_of_the_capture_are_dropped(tmp_path):
+    data = messages(FIELDS_A, rows_a(2))[1:]  # no template
+    batches, inp = replay(write_pcap(tmp_path / "c.pcap", [udp_frame(EXPORTER_A, 50000, m) for m in data]))
+    (stats,) = inp.stats()
+    assert stats.pending_dropped_sets == 1
+    assert PendingSetDropped(1, 256, session_ended=True) in [e for b in batches for e in b.events]
 
 
 def test_malformed_udp_datagram_is_reported_and_its_flow_goes_on(tmp_path):

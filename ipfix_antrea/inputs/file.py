@@ -84,6 +84,7 @@ class FileInput:
                 try:
                     records = session.feed(chunk)
                 except DecodeError as err:
+                    session.close()  # what still waits for a template never gets it
                     yield Batch(name, err.records, None, session.take_events(),
                                 f"{name}: stopped reading{_at(err)}: {err.reason}")
                     return
@@ -95,6 +96,10 @@ class FileInput:
             except DecodeError as err:
                 yield Batch(name, (), None, session.take_events(),
                             f"{name}: file ends inside an IPFIX message{_at(err)}: {err.reason}")
+            else:
+                events = session.take_events()  # sets dropped at the end, still waiting
+                if events:
+                    yield Batch(name, (), None, events)
         finally:
             if owned:
                 stream.close()

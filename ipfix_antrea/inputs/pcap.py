@@ -516,6 +516,7 @@ class _Replay:
             records += err.records
             stream.done = True
             stream.held.clear()
+            stream.session.close()
             return f"{stream.source}: stream closed{_at(err)}: {err.reason}"
         return None
 
@@ -541,6 +542,8 @@ class _Replay:
         held, segments = stream.held_octets, len(stream.held)
         self.counters["tcp_dropped_segments"] += segments
         stream.held.clear()
+        if stream.session is not None:
+            stream.session.close()
         if stream.ipfix is None:  # never reached its first octet: nothing was decoded
             stream.ipfix = False
             return None
@@ -559,7 +562,8 @@ class _Replay:
     # -- end of capture ----------------------------------------------------------------------
 
     def finish(self) -> Iterator[Batch]:
-        """After the last packet: report the gaps never filled; count connections left open."""
+        """After the last packet: report the gaps never filled; count connections left open;
+        end every session (data sets still waiting for a template are dropped, counted)."""
         self.fragments.finish()
         for stream in self.tcp.values():
             if stream.done or not stream.ipfix:
@@ -570,6 +574,15 @@ class _Replay:
                 yield Batch(stream.source, (), stream.host, events, error)
             elif stream.session is not None:
                 self.counters["tcp_streams_open_at_end"] += 1
+                stream.session.close()
+                events = stream.session.take_events()
+                if events:
+                    yield Batch(stream.source, (), stream.host, events)
+        for flow in self.udp.values():
+            flow.session.close()
+            events = flow.session.take_events()
+            if events:
+                yield Batch(flow.source, (), flow.host, events)
 
 
 class _Reassembly:

@@ -153,11 +153,13 @@ class TcpListener:
         try:
             await self._read(reader, session, source, ip)
         finally:
+            session.close()  # counts what still waits for a template, however the read ended
             del self._sessions[source]
             intake.session_ended(source, session.stats)
 
     async def _read(self, reader: asyncio.StreamReader, session: Session, source: str, ip: str) -> None:
         intake = self._intake
+        lost = None
         while True:
             try:
                 data = await reader.read(READ_SIZE)
@@ -166,7 +168,6 @@ class TcpListener:
                 data = b""
             if not data:
                 break
-            lost = None
             try:
                 records = session.feed(data)
             except DecodeError as err:
@@ -177,11 +178,13 @@ class TcpListener:
             if lost is not None:
                 intake.report(source, "stream not IPFIX", f"closing the connection: cannot frame the "
                               f"stream at byte {lost.offset}: {lost.reason}")
-                return
-        try:
-            session.end_of_stream()
-        except DecodeError as err:
-            intake.report(source, "truncated message", f"connection ended inside a message: {err.reason}")
+                session.close()
+                break
+        if lost is None:
+            try:
+                session.end_of_stream()
+            except DecodeError as err:
+                intake.report(source, "truncated message", f"connection ended inside a message: {err.reason}")
         events = session.take_events()
         if events:
             await intake.put(Batch(source, (), ip, events))

@@ -154,7 +154,12 @@ class UdpListener(asyncio.DatagramProtocol):
 
     def _forget(self, key: tuple[str, int]) -> None:
         exporter = self._exporters.pop(key)
-        self._intake.session_ended(exporter.source, exporter.session.stats)
+        session = exporter.session
+        session.close()  # data sets still waiting for a template are dropped, and counted
+        events = session.take_events()
+        if events:
+            self._intake.offer(Batch(exporter.source, (), key[0], events))
+        self._intake.session_ended(exporter.source, session.stats)
 
 
 class _Exporter:
