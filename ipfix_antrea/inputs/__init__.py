@@ -293,7 +293,9 @@ def _open_pcap(spec: InputSpec, *, registry: Registry | None = None,
     return open_pcap(spec, registry=registry, options=options)
 
 
-register_input("file", open_file, network=False, usage="file:PATH",
+from .progress import add_progress_arguments  # noqa: E402
+
+register_input("file", open_file, network=False, usage="file:PATH", add_arguments=add_progress_arguments,
                help="a file of concatenated IPFIX messages (RFC 5655 files too); file:- reads stdin")
 register_input("pcap", _open_pcap, network=False, usage="pcap:PATH",
                help="IPFIX over UDP and TCP replayed from a pcap or pcapng capture, one session per "

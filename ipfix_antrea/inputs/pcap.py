@@ -42,6 +42,7 @@ from ipfix_antrea import DecodeError, Record, Registry, Session, SessionStats
 
 from . import DEFAULT_TEMPLATE_LIFETIME, Batch, InputError, InputSpec, SessionSettings
 from .file import PCAP_MAGICS, PCAPNG_MAGIC, open_binary
+from .progress import Progress, ProgressSettings, progress_line
 
 if TYPE_CHECKING:
     import argparse
@@ -99,6 +100,7 @@ class PcapInput:
     the payload. ``template_lifetime``: for UDP sessions, in seconds of capture time.
     ``max_template_fields``: the sessions refuse larger templates (a capture is untrusted input,
     like the network). ``counters`` says what was skipped and why (see ``COUNTERS``).
+    ``progress``: show a progress line on stderr while reading (`progress.py`).
     """
 
     def __init__(
@@ -110,6 +112,7 @@ class PcapInput:
         template_lifetime: float | None = DEFAULT_TEMPLATE_LIFETIME,
         max_template_fields: int | None = None,
         stream: BinaryIO | None = None,
+        progress: bool = False,
     ) -> None:
         self.path = path
         self.name = f"pcap:{path}"
@@ -119,6 +122,7 @@ class PcapInput:
         self.counters: dict[str, int] = dict.fromkeys(COUNTERS, 0)
         self._registry = registry
         self._stream = stream  # for tests/embedding: read this instead of opening path
+        self._progress = progress
         self._stats: list[SessionStats] = []
 
     def stats(self) -> list[SessionStats]:
@@ -161,29 +165,41 @@ class PcapInput:
                 known = ", ".join(f"{k} ({v})" for k, v in _LINK_HEADERS.items())
                 raise InputError(f"{self.name}: link type {linktype} is not supported; "
                                  f"supported: {known}")
-            replay = _Replay(self, linktype)
-            packets = iter(reader)
-            error = None
-            while True:
-                try:
-                    ts, frame = next(packets)
-                except StopIteration:  # pcapng: also when the file ends inside a block header
-                    if capture.short:
-                        error = self._broken(capture, replay.number, None)
-                    break
-                except (dpkt.UnpackError, ValueError, struct.error, OSError) as exc:
-                    error = self._broken(capture, replay.number, exc)
-                    break
-                if capture.short:
-                    error = self._broken(capture, replay.number, None)
-                    break
-                yield from replay.packet(float(ts), frame)
-            yield from replay.finish()
-            if error:
-                yield Batch(self.name, (), None, (), error)
+            with progress_line(self._progress, self.name, stream) as progress:
+                yield from self._replay(capture, reader, linktype, progress)
         finally:
             if owned:
                 stream.close()
+
+    def _replay(self, capture: _CaptureFile, reader: dpkt.pcap.Reader | dpkt.pcapng.Reader, linktype: int,
+                progress: Progress | None) -> Iterator[Batch]:
+        replay = _Replay(self, linktype)
+        packets = iter(reader)
+        error = None
+        while True:
+            try:
+                ts, frame = next(packets)
+            except StopIteration:  # pcapng: also when the file ends inside a block header
+                if capture.short:
+                    error = self._broken(capture, replay.number, None)
+                break
+            except (dpkt.UnpackError, ValueError, struct.error, OSError) as exc:
+                error = self._broken(capture, replay.number, exc)
+                break
+            if capture.short:
+                error = self._broken(capture, replay.number, None)
+                break
+            for batch in replay.packet(float(ts), frame):
+                if progress is not None:
+                    progress.advance(capture.offset, len(batch.records))
+                yield batch
+            if progress is not None:
+                progress.advance(capture.offset)
+        if progress is not None:
+            progress.finish(capture.offset)
+        yield from replay.finish()
+        if error:
+            yield Batch(self.name, (), None, (), error)
 
     def _broken(self, capture: _CaptureFile, done: int, exc: Exception | None) -> str:
         if capture.short:
@@ -208,6 +224,7 @@ class _CaptureFile:
         self.head = stream.read(4)  # the magic number, read again by the reader
         self._pushback = self.head
         self.short = False
+        self.offset = len(self.head)  # octets read from the stream so far
 
     def read(self, size: int) -> bytes:
         if not 0 <= size <= _MAX_BLOCK:
@@ -218,6 +235,7 @@ class _CaptureFile:
             more = self._stream.read(size - len(data))
             if not more:
                 break
+            self.offset += len(more)
             data += more
         if 0 < len(data) < size:
             self.short = True
@@ -709,4 +727,5 @@ def open_pcap(spec: InputSpec, *, registry: Registry | None = None,
             raise InputError(f"input {spec}: port out of range in {settings['port']!r}")
     sessions = SessionSettings.from_namespace(options)
     return PcapInput(path, registry=registry, ports=ports, template_lifetime=sessions.template_lifetime,
-                     max_template_fields=sessions.max_template_fields or None)
+                     max_template_fields=sessions.max_template_fields or None,
+                     progress=ProgressSettings.from_namespace(options).enabled)
