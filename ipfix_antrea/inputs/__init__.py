@@ -20,7 +20,8 @@
 #
 # Inputs are plugins, as sinks are: a scheme registers its factory and, when it has settings of
 # its own, an ``add_arguments(parser)`` hook adding its flags (prefixed with its scheme:
-# ``--udp-rcvbuf``, ``--tls-cert``). Its factory reads them from the parsed command line into a
+# ``--udp-rcvbuf``, ``--tls-cert``; ``--state-dir`` of udp and ``--progress`` of file and pcap
+# are not, the first because deployments already set IPFIX_COLLECT_STATE_DIR). Its factory reads them from the parsed command line into a
 # typed settings object (``UdpSettings.from_namespace``), or takes the defaults for a library
 # caller. What every input's sessions share -- the template lifetime for UDP and captures, the
 # cap on template size -- is this package's own `SessionSettings`. The command line knows none of
