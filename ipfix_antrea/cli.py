@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import difflib
 import gc
 import logging
 import os
@@ -37,7 +38,7 @@ if TYPE_CHECKING:
     from ipfix_antrea import Registry
 
 __all__ = ["main", "command", "build_parser", "build_setup_parser", "parse_args", "apply_environment",
-           "exit_status", "ENV_PREFIX"]
+           "unknown_variables", "exit_status", "ENV_PREFIX"]
 
 ENV_PREFIX = "IPFIX_COLLECT_"
 
@@ -57,6 +58,7 @@ def _epilog() -> str:
     lines = ["inputs (--input, repeatable; network inputs run together, files and captures are",
              "read one after the other; every exporter connection or address has its own session):"]
     lines += [f"  {s.usage:<{width}}{s.help}" for s in input_schemes()]
+    lines += ["  A network input without :PORT listens on 4739, IANA's port for IPFIX (and Antrea's default)."]
     lines += ["", "sinks (--sink, repeatable; every document goes to every sink; default stdout):"]
     lines += [f"  {s.usage:<{width}}{s.help}" for s in sink_schemes()]
     lines += ["", "output: one JSON document per IPFIX data record, shaped like the events of Antrea's",
@@ -77,7 +79,8 @@ def _epilog() -> str:
         "",
         f"environment: every flag can be set as {ENV_PREFIX}<FLAG>, e.g. {ENV_PREFIX}INPUT,",
         f"{ENV_PREFIX}TLS_CERT, {ENV_PREFIX}UDP_RCVBUF; repeatable flags take a space-separated",
-        "list (shell quoting works). Flags on the command line win.",
+        "list (shell quoting works). Flags on the command line win. A variable that sets no flag",
+        f"(of this command or of `{PROG} setup`) is warned about, naming the closest flag.",
         "",
         "exit status:",
         f"  {EXIT_OK}    the inputs were read completely without errors, or a signal stopped the",
@@ -105,9 +108,17 @@ def _epilog() -> str:
     return "\n".join(lines)
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with a short error: the problem and where to look, not a usage of sixty flags."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n"
+                  f"{self.prog}: see '{self.prog} --help' for every flag\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command line: the collector's own flags and every registered sink's."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog=PROG,
         description="Collect IPFIX (RFC 7011) flow records, e.g. from Antrea's Flow Exporter or\n"
         "Flow Aggregator, into JSON documents compatible with Antrea's old Logstash/Kibana\n"
@@ -237,6 +248,34 @@ def apply_environment(parser: argparse.ArgumentParser, environ: Mapping[str, str
     return appended
 
 
+def _variables(parser: argparse.ArgumentParser) -> dict[str, str]:
+    """``IPFIX_COLLECT_<FLAG>`` -> ``--flag`` for every flag a variable can set."""
+    names = {}
+    for action in parser._actions:  # noqa: SLF001 - as in apply_environment
+        longs = [o for o in action.option_strings if o.startswith("--")]
+        if longs and not isinstance(action, (argparse._HelpAction, argparse._VersionAction)):
+            names[env_name(longs[0])] = longs[0]
+    return names
+
+
+def unknown_variables(environ: Mapping[str, str], parsers: Sequence[argparse.ArgumentParser]) -> list[str]:
+    """A warning for each ``IPFIX_COLLECT_*`` variable that sets no flag of any of ``parsers``
+    (a misspelling would otherwise be ignored silently), naming the closest flag. The collector
+    and ``setup`` are checked together: deployments set both commands' variables in one
+    environment, so a variable of either is no mistake."""
+    known: dict[str, str] = {}
+    for parser in parsers:
+        known.update(_variables(parser))
+    warnings = []
+    for name in sorted(environ):
+        if not name.startswith(ENV_PREFIX) or name in known:
+            continue
+        close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+        hint = f"; did you mean {close[0]} ({known[close[0]]})?" if close else ""
+        warnings.append(f"{name} sets no flag of {PROG} or {SETUP_PROG}, ignored{hint}")
+    return warnings
+
+
 def _convert(action: argparse.Action, text: str) -> object:
     value = action.type(text) if callable(action.type) else text
     if action.choices is not None and value not in action.choices:
@@ -309,9 +348,12 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     --help). ``environ`` defaults to the process environment."""
     argv = list(sys.argv[1:] if argv is None else argv)
     environ = os.environ if environ is None else environ
+    parser, setup_parser = build_parser(), build_setup_parser()
+    for warning in unknown_variables(environ, [parser, setup_parser]):
+        print(f"{PROG}: warning: {warning}", file=sys.stderr)
     if argv[:1] == ["setup"]:
-        return _setup(parse_args(build_setup_parser(), argv[1:], environ))
-    args = parse_args(build_parser(), argv, environ)
+        return _setup(parse_args(setup_parser, argv[1:], environ))
+    args = parse_args(parser, argv, environ)
     level = "debug" if args.verbose else "warning" if args.quiet else args.log_level
     handler = _setup_logging(level)
     try:
@@ -363,7 +405,7 @@ SETUP_PROG = f"{PROG} setup"
 
 def build_setup_parser() -> argparse.ArgumentParser:
     """``ipfix-collect setup``: the index template into Elasticsearch, the dashboards into Kibana."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog=SETUP_PROG,
         description="Install the index template for flow documents into Elasticsearch and, with\n"
         "--kibana, import the data view and dashboards that ship with ipfix-collect into Kibana.\n"

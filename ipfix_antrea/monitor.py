@@ -48,6 +48,11 @@ def describe_event(event: Event) -> str:
     return f"{type(event).__name__}({', '.join(parts)})"
 
 
+def plural(n: int, noun: str) -> str:
+    """``1 exporter``, ``3 exporters``."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def add_stats(total: Counter, names: set[str], stats: SessionStats) -> None:
     """Add one SessionStats into ``total``: every integer counter, and the unknown names."""
     for f in fields(stats):
@@ -157,10 +162,13 @@ class RunSummary:
             gaps += f" ({c['missing_records']} records missing)"
         if c["out_of_order"]:
             gaps += f", {c['out_of_order']} out of order"
+        # Sets that waited for a template and were dropped: the buffer was full, or the session
+        # ended first. Their records are lost, though not counted (the template says how many).
+        dropped = f" ({c['pending_dropped_sets']} never decoded)" if c["pending_dropped_sets"] else ""
         out = [
             f"{PROG}: {inputs}: {self.records} records, {c['messages']} messages, {c['octets']} bytes",
             f"{PROG}: {c['malformed_messages']} decode errors, {c['malformed_sets']} malformed sets, "
-            f"{c['missing_template_sets']} missing-template sets, {gaps}",
+            f"{c['missing_template_sets']} missing-template sets{dropped}, {gaps}",
         ]
         if self.exporters:
             out.append(f"{PROG}: {self.exporters} exporter session(s)")
@@ -198,11 +206,11 @@ class StatusLine:
         errors = counters["malformed_messages"] + counters["malformed_sets"] + sum(
             problems[k] for k in CONNECTION_KINDS)
         parts = [
-            f"{pipeline.accepted} records ({rate:.0f}/s)",
-            f"{exporters} exporters",
-            f"{counters['sequence_gaps']} sequence gaps ({counters['missing_records']} records missing)",
+            f"{plural(pipeline.accepted, 'record')} ({rate:.0f}/s)",
+            plural(exporters, "exporter"),
+            f"{plural(counters['sequence_gaps'], 'sequence gap')} ({plural(counters['missing_records'], 'record')} missing)",
             f"{pipeline.refused} dropped",
-            f"{errors} errors",
+            plural(errors, "error"),
             f"queue {pipeline.queued}/{pipeline.capacity}",
         ]
         if problems["refused"]:

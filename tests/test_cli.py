@@ -466,3 +466,11 @@ def test_malformed_set_is_described_on_stderr_and_good_sets_still_written(tmp_pa
     assert len(read_jsonl(out)) == 2
     assert "error: file:" in err and "set 4 of domain 7: set id 4 is reserved" in err
     assert "1 malformed sets" in err
+
+
+def test_sets_whose_template_never_came_are_reported_as_never_decoded(tmp_path, capsys):
+    enc = encoder()
+    src = write(tmp_path, "data-only.ipfix", b"".join(enc.encode(256, [ROWS[0]]) + enc.encode(256, [ROWS[1]])))
+    status, err = run_cli(capsys, "-i", f"file:{src}", "-s", f"jsonl:{tmp_path / 'o.jsonl'}")
+    assert status == EXIT_OK
+    assert "2 missing-template sets (2 never decoded)" in err
