@@ -398,7 +398,7 @@ def test_closed_stdout_pipe_is_not_a_crash():
     proc.stdout.close()  # like `| head` exiting at once
     _, err = proc.communicate(src, timeout=120)
     assert b"Traceback" not in err
-    assert b"standard output was closed" in err
+    assert b"stdout was closed by its reader" in err
 
 
 # --------------------------------------------------------------------------------------------
