@@ -245,7 +245,7 @@ def _sink_status(sink: SinkReport) -> str:
         parts.append("not ready")
     text = ", ".join(parts)
     if sink.counters:
-        text += " " + " ".join(f"{k}={v}" for k, v in sink.counters.items())
+        text += " (" + " ".join(f"{k}={v}" for k, v in sink.counters.items()) + ")"
     return text
 
 

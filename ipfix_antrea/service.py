@@ -118,13 +118,6 @@ class Collector:
         self.allow = allow if allow is not None else AllowList()
         self.monitor = Monitor(max_exporters)
         self.status_interval = status_interval
-        # Listeners need the sink thread (they must keep reading while the sinks write); files and
-        # captures alone are faster writing from the thread that decodes them.
-        self.pipeline = Pipeline(sinks, documents=documents, capacity=queue_records, batch_size=batch_size,
-                                 flush_interval=flush_interval, on_sink_failed=self._sink_failed,
-                                 threaded=bool(self.listeners))
-        self._intakes = [_Intake(self, listener.name) for listener in self.listeners]
-        self.operations = _operations_server(self, metrics_listen) if metrics_listen else None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop = asyncio.Event()
         self._stop_reading = threading.Event()  # tells the finite-input thread to stop
@@ -133,6 +126,14 @@ class Collector:
         self._signalled = False
         #: Set once every listener is bound (or failed to bind) and the run is under way.
         self.started = threading.Event()
+        self.operations = _operations_server(self, metrics_listen) if metrics_listen else None
+        # Last, as it starts the sink thread. Listeners need that thread (they must keep reading
+        # while the sinks write); files and captures alone are faster writing from the thread
+        # that decodes them.
+        self.pipeline = Pipeline(sinks, documents=documents, capacity=queue_records, batch_size=batch_size,
+                                 flush_interval=flush_interval, on_sink_failed=self._sink_failed,
+                                 threaded=bool(self.listeners))
+        self._intakes = [_Intake(self, listener.name) for listener in self.listeners]
 
     # ---------------------------------------------------------------- running
 

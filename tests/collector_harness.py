@@ -101,14 +101,15 @@ class RunningCollector:
 
     def __init__(self, specs: Sequence, sink=None, *, allow: Sequence[str] = (),
                  queue_records: int = 100_000, flush_interval: float = 0.05, sinks: Sequence = (),
-                 metrics_listen: str | None = None, **opts) -> None:
+                 metrics_listen: str | None = None, max_exporters: int = 50, **opts) -> None:
         """``specs``: input specs, or inputs already built (to set what the command line cannot).
         ``sink`` is the first sink (default: a `MemorySink`), ``sinks`` more after it."""
         self.sink = sink if sink is not None else MemorySink()
         inputs = [open_input(s, options=options(**opts)) if isinstance(s, str) else s for s in specs]
         self.collector = Collector(inputs, [self.sink, *sinks], allow=AllowList(allow),
                                    queue_records=queue_records, flush_interval=flush_interval,
-                                   status_interval=0, metrics_listen=metrics_listen)
+                                   status_interval=0, metrics_listen=metrics_listen,
+                                   max_exporters=max_exporters)
         self.summary: RunSummary | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread = threading.Thread(target=self._main, daemon=True)

@@ -6,10 +6,12 @@ capture from the Logstash codec's test corpus is used when tests/data/corpus hol
 """
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import orjson
@@ -399,6 +401,28 @@ def test_closed_stdout_pipe_is_not_a_crash():
     _, err = proc.communicate(src, timeout=120)
     assert b"Traceback" not in err
     assert b"stdout was closed by its reader" in err
+
+
+def test_head_1_stops_the_run_quietly_with_the_normal_exit_status():
+    src = antrea_stream(ROWS * 2000)
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    proc = subprocess.Popen([sys.executable, "-m", "ipfix_antrea.cli", "-i", "file:-", "--batch-size", "1"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env=env, cwd=REPO)
+
+    def feed() -> None:
+        with contextlib.suppress(BrokenPipeError):  # the collector stops reading early
+            proc.stdin.write(src)
+            proc.stdin.close()
+
+    threading.Thread(target=feed, daemon=True).start()
+    first = proc.stdout.readline()  # `| head -1`: one line, then the reader goes away
+    proc.stdout.close()
+    err = proc.stderr.read()
+    assert proc.wait(120) == EXIT_OK
+    assert orjson.loads(first)["ipfix"]["sourcePodName"] == "pod-a"
+    assert b"NOT delivered" not in err and b"error:" not in err
+    assert b"stdout was closed by its reader after" in err
 
 
 # --------------------------------------------------------------------------------------------
