@@ -151,6 +151,8 @@ class Collector:
                 self.operations.start(loop)
                 log.info("metrics, health and readiness on %s", self.operations.url)
             for listener, intake in zip(self.listeners, self._intakes):
+                if self._stop.is_set():
+                    break  # a signal came while the collector was being set up
                 await listener.start(intake)
                 self._listening.append(listener)
                 log.info("listening on %s", listener.address)
@@ -299,26 +301,28 @@ class Collector:
 
     def snapshot(self) -> ServiceSnapshot:
         """The numbers behind the metrics: pipeline and sinks, every input by exporter."""
-        ended = self.monitor.ended_by_exporter()
-        inputs: list[InputSnapshot] = []
+        inputs: dict[str, InputSnapshot] = {}  # by name: the same spec twice is one input here
+
+        def counters(name: str, label: str) -> Counter:
+            snap = inputs.setdefault(name, InputSnapshot(name))
+            return snap.counters.setdefault(label, Counter())
+
+        for (name, label), ended in self.monitor.ended_by_exporter().items():
+            counters(name, label).update(ended)
         for listener, intake in zip(self.listeners, self._intakes):
-            snap = InputSnapshot(listener.name, dropped=intake.dropped)
-            for (name, label), counters in ended.items():
-                if name == listener.name:
-                    snap.counters[label] = Counter(counters)
+            snap = inputs.setdefault(listener.name, InputSnapshot(listener.name))
+            snap.dropped += intake.dropped
             for key, session in listener.sessions().items():
                 label = self.monitor.exporter_label(key, listener.name)
-                add_stats(snap.counters.setdefault(label, Counter()), set(), session.stats)
+                add_stats(counters(listener.name, label), set(), session.stats)
                 snap.templates[label] = snap.templates.get(label, 0) + len(session.templates)
                 snap.sessions += 1
-            inputs.append(snap)
         for inp in self.finite:
-            total: Counter = Counter()
             for stats in inp.stats():
-                add_stats(total, set(), stats)
-            inputs.append(InputSnapshot(inp.name, {"": total}))
+                add_stats(counters(inp.name, ""), set(), stats)
+            inputs.setdefault(inp.name, InputSnapshot(inp.name))
         ready, _ = self.readiness()
-        return ServiceSnapshot(self.pipeline.stats(), inputs, Counter(self.monitor.problems),
+        return ServiceSnapshot(self.pipeline.stats(), list(inputs.values()), Counter(self.monitor.problems),
                                self.monitor.exporters_seen, ready)
 
     def templates(self) -> list[dict]:
