@@ -18,9 +18,7 @@ import gc
 import logging
 import os
 import shlex
-import signal
 import sys
-import threading
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
@@ -30,7 +28,7 @@ from .inputs import add_arguments as add_input_arguments
 from .inputs.allow import AllowList
 from .monitor import DEFAULT_MAX_EXPORTERS, PROG, RunSummary
 from .pipeline import DEFAULT_BATCH_SIZE, DEFAULT_FLUSH_INTERVAL, DEFAULT_QUEUE_RECORDS
-from .service import DEFAULT_STATUS_INTERVAL, Collector
+from .service import DEFAULT_STATUS_INTERVAL, Collector, EarlySignals
 from .units import number
 from .sinks import Sink, SinkContext, SinkError, open_sink, parse_sink_spec, sink_schemes
 from .sinks.es_options import add_connection_arguments, add_index_arguments
@@ -334,7 +332,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
 def _run(args: argparse.Namespace, level: str) -> int:
     log = logging.getLogger("ipfix_antrea.collector")
     sinks: list[Sink] = []
-    signals = _EarlySignals()
+    signals = EarlySignals()
     try:
         input_specs = [parse_input_spec(s) for s in args.inputs]
         sink_specs = [parse_sink_spec(s) for s in (args.sinks or ["stdout"])]
@@ -458,38 +456,6 @@ def _default_registry() -> Registry:
     from ipfix_antrea import default_registry
 
     return default_registry()
-
-
-class _EarlySignals:
-    """SIGTERM and SIGINT while the collector is being set up (importing the Elasticsearch
-    client takes a moment): kept, and handed to the collector, which then stops as it starts,
-    with its summary, instead of the process dying without one (or with a traceback). Only in
-    the main thread, where signal handlers can be set."""
-
-    SIGNALS = (signal.SIGTERM, signal.SIGINT)
-
-    def __init__(self) -> None:
-        self._pending: list[int] = []
-        self._collector: Collector | None = None
-        self._previous: dict[int, object] = {}
-        if threading.current_thread() is threading.main_thread():
-            self._previous = {sig: signal.signal(sig, self._caught) for sig in self.SIGNALS}
-
-    def _caught(self, number: int, _frame: object) -> None:
-        if self._collector is not None:
-            self._collector.on_signal(number)
-        else:
-            self._pending.append(number)
-
-    def hand_over(self, collector: Collector) -> None:
-        """From now on signals go to ``collector``, starting with those that came already."""
-        self._collector = collector
-        for number in self._pending:
-            collector.on_signal(number)
-
-    def restore(self) -> None:
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
 
 
 def _silence_stdout() -> None:

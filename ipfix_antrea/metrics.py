@@ -187,13 +187,17 @@ class OperationsServer:
     """The HTTP server of `/metrics`, `/healthz`, `/readyz` and `/templates` for ``collector``.
 
     ``listen`` is ``HOST:PORT`` (``[::]:9740`` for IPv6; port 0 picks a free one, see `url`).
-    Raises InputError when it is not an address; `start` raises InputError when it cannot listen.
+    Raises ValueError when it is not an address; `start` raises InputError when it cannot listen,
+    as a listener does.
     """
 
     def __init__(self, collector: Collector, listen: str, *, loop_timeout: float = LOOP_TIMEOUT) -> None:
         self._collector = collector
         self._spec = InputSpec("http", listen, text=f"--metrics-listen {listen}")
-        self._host, self._port = self._spec.host_port(DEFAULT_METRICS_PORT)
+        try:
+            self._host, self._port = self._spec.host_port(DEFAULT_METRICS_PORT)
+        except InputError as exc:
+            raise ValueError(str(exc)) from None
         self.loop_timeout = loop_timeout
         self.url = f"http://{format_address(self._host)}:{self._port}"
         self.registry = CollectorRegistry()

@@ -28,6 +28,7 @@ import threading
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from .documents import DocumentBuilder
 from .inputs import Batch, Input, InputError, Listener
@@ -37,7 +38,10 @@ from .pipeline import DEFAULT_BATCH_SIZE, DEFAULT_FLUSH_INTERVAL, DEFAULT_QUEUE_
 from .session import SessionStats
 from .sinks import Sink, SinkError
 
-__all__ = ["Collector", "DEFAULT_STATUS_INTERVAL", "InputSnapshot", "ServiceSnapshot"]
+if TYPE_CHECKING:
+    from .template import Template
+
+__all__ = ["Collector", "DEFAULT_STATUS_INTERVAL", "EarlySignals", "InputSnapshot", "ServiceSnapshot"]
 
 DEFAULT_STATUS_INTERVAL = 60.0
 log = logging.getLogger("ipfix_antrea.collector")
@@ -340,7 +344,41 @@ class Collector:
         return self.pipeline.alive()
 
 
-def _template_json(domain: int, template) -> dict:
+class EarlySignals:
+    """SIGTERM and SIGINT that come while a collector's parts are being set up (opening the
+    Elasticsearch sink imports its client, which takes a moment), from construction until
+    `hand_over`: kept, and handed to the collector, which then stops as soon as it starts, with
+    its summary, instead of the process dying without one (or with a traceback). `restore` puts
+    the previous handlers back when no collector comes. Only in the main thread, where signal
+    handlers can be set; `Collector.serve` replaces these handlers with its loop's."""
+
+    SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+    def __init__(self) -> None:
+        self._pending: list[int] = []
+        self._collector: Collector | None = None
+        self._previous: dict[int, object] = {}
+        if threading.current_thread() is threading.main_thread():
+            self._previous = {sig: signal.signal(sig, self._caught) for sig in self.SIGNALS}
+
+    def _caught(self, number: int, _frame: object) -> None:
+        if self._collector is not None:
+            self._collector.on_signal(number)
+        else:
+            self._pending.append(number)
+
+    def hand_over(self, collector: Collector) -> None:
+        """From now on signals go to ``collector``, starting with those that came already."""
+        self._collector = collector
+        for number in self._pending:
+            collector.on_signal(number)
+
+    def restore(self) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+def _template_json(domain: int, template: Template) -> dict:
     return {"observation_domain_id": domain, "template_id": template.template_id,
             "scope_count": template.scope_count,
             "fields": [{"name": f.name, "element_id": f.element.element_id, "enterprise": f.element.enterprise,
