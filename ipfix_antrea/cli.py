@@ -27,11 +27,11 @@ from .documents import ENVELOPE_FIELDS, DocumentBuilder, make_builder, parse_enr
 from .inputs import InputError, input_schemes, open_input, parse_input_spec
 from .inputs import add_arguments as add_input_arguments
 from .inputs.allow import AllowList
-from .monitor import PROG, RunSummary
+from .monitor import DEFAULT_MAX_EXPORTERS, PROG, RunSummary
 from .pipeline import DEFAULT_BATCH_SIZE, DEFAULT_FLUSH_INTERVAL, DEFAULT_QUEUE_RECORDS
-from .service import DEFAULT_STATUS_INTERVAL, Collector
+from .service import DEFAULT_STATUS_INTERVAL, Collector, EarlySignals
 from .units import number
-from .sinks import FanOut, Sink, SinkContext, SinkError, open_sink, parse_sink_spec, sink_schemes
+from .sinks import Sink, SinkContext, SinkError, open_sink, parse_sink_spec, sink_schemes
 from .sinks.es_options import add_connection_arguments, add_index_arguments
 
 if TYPE_CHECKING:
@@ -59,7 +59,8 @@ def _epilog() -> str:
              "read one after the other; every exporter connection or address has its own session):"]
     lines += [f"  {s.usage:<{width}}{s.help}" for s in input_schemes()]
     lines += ["  A network input without :PORT listens on 4739, IANA's port for IPFIX (and Antrea's default)."]
-    lines += ["", "sinks (--sink, repeatable; every document goes to every sink; default stdout):"]
+    lines += ["", "sinks (--sink, repeatable; every document goes to every sink; default stdout; a sink",
+              "that fails is dropped while the others go on):"]
     lines += [f"  {s.usage:<{width}}{s.help}" for s in sink_schemes()]
     lines += ["", "output: one JSON document per IPFIX data record, shaped like the events of Antrea's",
               "Logstash flow pipeline:"]
@@ -91,7 +92,8 @@ def _epilog() -> str:
         "       elements are reported but do not change the status",
         f"  {EXIT_USAGE}    bad command line: unknown input/sink, bad option, unreadable --registry,",
         "       sink cannot be opened; nothing was read",
-        f"  {EXIT_SINK_FAILED}    a sink failed while writing; the summary counts what was not delivered",
+        f"  {EXIT_SINK_FAILED}    a sink failed (the others went on; the run ends when none is left);",
+        "       the summary counts, per sink, what was not delivered",
         f"  {EXIT_ABANDONED}  a second signal abandoned the drain",
         "",
         "A closed standard output (`| head`) stops the run quietly; the status is as above.",
@@ -161,6 +163,13 @@ def build_parser() -> argparse.ArgumentParser:
                      help="same as --log-level debug: also every session event (templates, gaps...)")
     ops.add_argument("-q", "--quiet", action="store_true",
                      help="same as --log-level warning: no status lines and no summary")
+    ops.add_argument("--metrics-listen", metavar="HOST:PORT",
+                     help="serve Prometheus metrics (/metrics), liveness (/healthz), readiness "
+                     "(/readyz) and the exporters' templates (/templates) over HTTP here, e.g. "
+                     "0.0.0.0:9740 (default: off)")
+    ops.add_argument("--metrics-exporters", type=_positive_int, default=DEFAULT_MAX_EXPORTERS, metavar="N",
+                     help="exporters with a label of their own in the metrics; later ones count as "
+                     f"exporter=\"other\" (default {DEFAULT_MAX_EXPORTERS})")
     ops.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
 
     add_input_arguments(parser)
@@ -313,7 +322,7 @@ def _setup_logging(level: str) -> logging.Handler:
 
 def exit_status(summary: RunSummary) -> int:
     """The documented exit status for a run that ended (see --help)."""
-    if summary.sink_error and not summary.output_closed:
+    if summary.sink_failed:
         return EXIT_SINK_FAILED
     if summary.stopped_by_signal:
         return EXIT_OK
@@ -365,6 +374,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
 def _run(args: argparse.Namespace, level: str) -> int:
     log = logging.getLogger("ipfix_antrea.collector")
     sinks: list[Sink] = []
+    signals = EarlySignals()
     try:
         input_specs = [parse_input_spec(s) for s in args.inputs]
         sink_specs = [parse_sink_spec(s) for s in (args.sinks or ["stdout"])]
@@ -375,22 +385,22 @@ def _run(args: argparse.Namespace, level: str) -> int:
         context = SinkContext(registry, documents.fields)
         for spec in sink_specs:
             sinks.append(open_sink(spec, args, context))
+        collector = Collector(inputs, sinks, documents=documents, allow=allow, queue_records=args.queue_size,
+                              batch_size=args.batch_size, flush_interval=args.flush_interval,
+                              status_interval=0 if level in ("warning", "error") else args.status_interval,
+                              metrics_listen=args.metrics_listen, max_exporters=args.metrics_exporters)
     except (InputError, SinkError, _UsageError, ValueError) as exc:
         log.error("%s", exc)
         _close_quietly(sinks)
+        signals.restore()
         return EXIT_USAGE
 
-    sink: Sink = sinks[0] if len(sinks) == 1 else FanOut(sinks)
     if allow:
         log.info("accepting exporters from %s only", allow)
-    collector = Collector(inputs, sink, documents=documents, allow=allow, queue_records=args.queue_size,
-                          batch_size=args.batch_size, flush_interval=args.flush_interval,
-                          status_interval=0 if level in ("warning", "error") else args.status_interval)
-    summary = collector.run()
+    signals.hand_over(collector)
+    summary = collector.run()  # its loop's handlers replace ours, and reset them at the end
     if summary.output_closed:
         _silence_stdout()
-    elif summary.sink_error:
-        log.error("%s", summary.sink_error)
     if level in ("debug", "info"):
         for line in summary.lines():
             print(line, file=sys.stderr)

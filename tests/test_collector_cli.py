@@ -12,7 +12,8 @@ from pathlib import Path
 import orjson
 import pytest
 
-from collector_harness import messages
+from collector_harness import MemorySink, messages
+from ipfix_antrea import sinks
 from ipfix_antrea.cli import EXIT_INPUT_ERRORS, EXIT_OK, EXIT_SINK_FAILED, EXIT_USAGE, main
 
 pytestmark = pytest.mark.timeout(60)
@@ -60,6 +61,21 @@ def test_a_signal_drains_flushes_and_exits_0(tmp_path, sig):
     assert status == EXIT_OK
     assert len(lines(out)) == 300
     assert "stopping" in err and "300 records" in err
+
+
+def test_a_signal_while_the_sinks_are_being_opened_stops_the_run_as_it_starts(monkeypatch, capsys):
+    monkeypatch.setattr(sinks, "_SCHEMES", dict(sinks._SCHEMES))
+
+    def slow_to_open(arg, options, context):
+        os.kill(os.getpid(), signal.SIGTERM)  # the pod is deleted while the collector starts
+        return MemorySink()
+
+    sinks.register_sink("slow", slow_to_open, usage="slow", help="a sink that takes its time")
+    status = main(["-i", "tcp://127.0.0.1:0", "-s", "slow"])
+    err = capsys.readouterr().err
+    assert status == EXIT_OK
+    assert "SIGTERM: stopping" in err and "listening on" not in err
+    assert "1 input: 0 records" in err and "memory: 0 records delivered" in err
 
 
 def test_status_line_is_printed_periodically(tmp_path):

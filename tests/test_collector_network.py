@@ -392,7 +392,7 @@ def test_stop_hands_over_what_connections_already_received():
             s.sendall(b"".join(messages(100, max_size=65535)))
             time.sleep(0.3)
             summary = c.stop()  # the exporter is still connected
-    assert len(sink.docs) == 100 and summary.delivered == 100
+    assert len(sink.docs) == 100 and summary.sinks[0].delivered == 100
     assert sink.closed and sink.flushes >= 1
 
 

@@ -135,6 +135,11 @@ class Listener(Protocol):
         """The counters of the sessions still open."""
         ...
 
+    def sessions(self) -> dict[str, Session]:
+        """The sessions open now, by the key `Intake.session_started` was given (for the
+        metrics and the templates view; called on the event loop)."""
+        ...
+
 
 @dataclass(frozen=True)
 class InputSpec:

@@ -92,6 +92,9 @@ class TcpListener:
     def stats(self) -> list[SessionStats]:
         return [s.stats for s in self._sessions.values()]
 
+    def sessions(self) -> dict[str, Session]:
+        return dict(self._sessions)
+
     # ---------------------------------------------------------------- one connection
 
     async def _accept(self, transport: asyncio.Transport) -> None:

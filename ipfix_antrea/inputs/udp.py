@@ -154,6 +154,9 @@ class UdpListener(asyncio.DatagramProtocol):
     def stats(self) -> list[SessionStats]:
         return [e.session.stats for e in self._exporters.values()]
 
+    def sessions(self) -> dict[str, Session]:
+        return {e.source: e.session for e in self._exporters.values()}
+
     # ---------------------------------------------------------------- receiving
 
     def datagram_received(self, data: bytes, addr: tuple) -> None:
