@@ -17,7 +17,8 @@ set -eu
 
 cp -R "$ES_HOME/config/." "$CONFIG_DIR/"
 cp "$SETUP_DIR/roles.yml" "$CONFIG_DIR/roles.yml"
-rm -f "$CONFIG_DIR/users" "$CONFIG_DIR/users_roles"
+: >"$CONFIG_DIR/users"        # only these two users (elasticsearch-users needs the files)
+: >"$CONFIG_DIR/users_roles"
 ES_PATH_CONF="$CONFIG_DIR" "$ES_HOME/bin/elasticsearch-users" useradd kibana-server \
     -p "$KIBANA_PASSWORD" -r kibana_system
 ES_PATH_CONF="$CONFIG_DIR" "$ES_HOME/bin/elasticsearch-users" useradd ipfix-collect \
