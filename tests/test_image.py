@@ -113,7 +113,7 @@ def test_its_labels_name_the_source_the_version_and_the_licence(image):
     assert labels["org.opencontainers.image.source"].startswith("https://")
 
 
-def test_only_the_working_directory_is_writable_by_the_user(image):
+def test_the_user_owns_its_working_directory_and_none_of_the_code(image):
     uid, _ = image.user()
     workdir = image.rootfs / image.config["WorkingDir"].lstrip("/")
     assert workdir.stat().st_uid == uid
