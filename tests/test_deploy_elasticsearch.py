@@ -114,3 +114,13 @@ def test_the_collectors_user_can_do_the_collectors_whole_job_and_no_more(prepare
         with server.client() as es:
             es.options(ignore_status=404).indices.delete(index=f"{prefix}-*")
             es.options(ignore_status=404).indices.delete_index_template(name=prefix)
+
+
+def test_a_missing_password_stops_the_init_container_naming_the_secret_key(tmp_path):
+    env = {"PATH": os.environ["PATH"], "ES_HOME": str(tmp_path), "CONFIG_DIR": str(tmp_path),
+           "KIBANA_PASSWORD": PASSWORDS["kibana-server"]}
+    proc = subprocess.run(["/bin/sh", str(SETUP / "prepare-config.sh")], env=env, capture_output=True,
+                          text=True, timeout=30)
+    assert proc.returncode != 0
+    assert "COLLECTOR_PASSWORD" in proc.stderr and "key ipfix-collect" in proc.stderr
+    assert list(tmp_path.iterdir()) == []  # nothing half-prepared
