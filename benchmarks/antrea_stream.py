@@ -33,7 +33,9 @@ __all__ = [
     "ANTREA_PEN",
     "EXPORT_TIME",
     "FA_AGGREGATE_IPV4",
+    "FA_AGGREGATE_IPV6",
     "FA_TEMPLATE_ID",
+    "FA_TEMPLATE_ID_IPV6",
     "REVERSE_PEN",
     "TCP_MESSAGE_SIZE",
     "UDP_MESSAGE_SIZE",
@@ -50,6 +52,7 @@ __all__ = [
 ANTREA_PEN = 56506  # IANA-assigned to Antrea (antrea-facts 1.1)
 REVERSE_PEN = 29305  # RFC 5103 reverse information elements
 FA_TEMPLATE_ID = 256  # the FA's IPv4 template id (antrea-facts 2.2)
+FA_TEMPLATE_ID_IPV6 = 257  # the FA's IPv6 template id: it always sends both (antrea-facts 2.2)
 TCP_MESSAGE_SIZE = 65535  # RFC 7011 maximum message size; the FA's TCP cap
 UDP_MESSAGE_SIZE = 1472  # 1500-byte MTU - 20 (IPv4) - 8 (UDP)
 EXPORT_TIME = 1_767_225_600  # 2026-01-01T00:00:00Z: fixed, so streams are byte-for-byte stable
@@ -149,15 +152,29 @@ del _E, _A, _R
 assert len(FA_AGGREGATE_IPV4) == 70
 assert len({e.name for e in FA_AGGREGATE_IPV4}) == 70
 
+# The IPv6 template is the IPv4 one with each IPv4 address element replaced, in place, by its
+# IPv6 counterpart (antrea-facts 1.4: the address pair after the IANA counters, the trio at the
+# end of the Antrea part).
+_IPV6_OF = {
+    "sourceIPv4Address": Element("sourceIPv6Address", 0, 27, "ipv6Address"),
+    "destinationIPv4Address": Element("destinationIPv6Address", 0, 28, "ipv6Address"),
+    "proxySnatIPv4": Element("proxySnatIPv6", ANTREA_PEN, 171, "ipv6Address"),
+    "destinationClusterIPv4": Element("destinationClusterIPv6", ANTREA_PEN, 107, "ipv6Address"),
+    "destinationServiceIPv4": Element("destinationServiceIPv6", ANTREA_PEN, 169, "ipv6Address"),
+}
+FA_AGGREGATE_IPV6: tuple[Element, ...] = tuple(_IPV6_OF.get(e.name, e) for e in FA_AGGREGATE_IPV4)
+assert sum(e.data_type == "ipv6Address" for e in FA_AGGREGATE_IPV6) == len(_IPV6_OF)
 
-def fa_template_elements() -> list[Element]:
-    """The 70 elements of the template, in wire order, with their numbers and types."""
-    return list(FA_AGGREGATE_IPV4)
+
+def fa_template_elements(ipv6: bool = False) -> list[Element]:
+    """The 70 elements of the IPv4 (or IPv6) template, in wire order, with their numbers and types."""
+    return list(FA_AGGREGATE_IPV6 if ipv6 else FA_AGGREGATE_IPV4)
 
 
-def fa_template_fields() -> list[str]:
-    """The 70 element names of the template, in wire order (what `Encoder.add_template` takes)."""
-    return [e.name for e in FA_AGGREGATE_IPV4]
+def fa_template_fields(ipv6: bool = False) -> list[str]:
+    """The 70 element names of the IPv4 (or IPv6) template, in wire order (what
+    `Encoder.add_template` takes)."""
+    return [e.name for e in fa_template_elements(ipv6)]
 
 
 def fnv1_32(data: bytes) -> int:

@@ -1,7 +1,7 @@
 """Documents per second the Elasticsearch sink gets into Elasticsearch, against a raw bulk load.
 
 Both sides load the same documents (Flow Aggregator records from `antrea_stream`, decoded and made
-documents by `ipfix_antrea.document.to_document`) into the same daily index, deleted and created
+documents by `ipfix_antrea.documents.to_document`) into the same daily index, deleted and created
 afresh before each load (no periodic refresh, no replica: see `reset`), with the same batch size
 and the same number of concurrent requests, in the same run:
 
@@ -43,7 +43,7 @@ else:
     from .antrea_stream import fa_stream
 
 from ipfix_antrea import Session
-from ipfix_antrea.document import to_document
+from ipfix_antrea.documents import to_document
 from ipfix_antrea.sinks.elasticsearch import (
     ElasticsearchOptions,
     ElasticsearchSink,

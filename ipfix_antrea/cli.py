@@ -1,10 +1,12 @@
-# `ipfix-collect`: inputs -> Session -> Logstash-compatible documents -> sinks.
+# `ipfix-collect`: inputs -> Session -> documents (Logstash's shape, enriched) -> sinks.
 #
 # The command is glue and nothing else: it parses flags (every one also settable from an
-# environment variable, as containers expect), opens the inputs and sinks named by their specs
-# through the two registries (`ipfix_antrea.inputs`, `ipfix_antrea.sinks`), hands them to the
-# `Collector` (`ipfix_antrea.service`) and turns what happened into log lines and an exit status.
-# It knows no input or sink by name: a sink's own flags come from the hook it registered.
+# environment variable, as containers expect), opens the inputs, transforms and sinks named on
+# the command line through their registries (`ipfix_antrea.inputs`, `ipfix_antrea.documents`,
+# `ipfix_antrea.sinks`), hands them to the `Collector` (`ipfix_antrea.service`) and turns what
+# happened into log lines and an exit status. It knows no input, transform or sink by name: their
+# own flags come from the hooks they registered, and what documents hold is declared by the
+# document stage (`DocumentBuilder.fields`), which --help lists.
 #
 # Errors are the inputs' business to report, never a crash: an input that breaks stops with a
 # message on stderr, what was decoded before still goes out, and the exit status says so.
@@ -20,19 +22,22 @@ import sys
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
+from .documents import ENVELOPE_FIELDS, DocumentBuilder, make_builder, parse_enrich, transform_schemes
 from .inputs import InputError, input_schemes, open_input, parse_input_spec
+from .inputs import add_arguments as add_input_arguments
 from .inputs.allow import AllowList
-from .inputs.udp import DEFAULT_TEMPLATE_LIFETIME
 from .monitor import PROG, RunSummary
 from .pipeline import DEFAULT_BATCH_SIZE, DEFAULT_FLUSH_INTERVAL, DEFAULT_QUEUE_RECORDS
 from .service import DEFAULT_STATUS_INTERVAL, Collector
-from .units import number, parse_size
-from .sinks import FanOut, Sink, SinkError, open_sink, parse_sink_spec, sink_schemes
+from .units import number
+from .sinks import FanOut, Sink, SinkContext, SinkError, open_sink, parse_sink_spec, sink_schemes
+from .sinks.es_options import add_connection_arguments, add_index_arguments
 
 if TYPE_CHECKING:
     from ipfix_antrea import Registry
 
-__all__ = ["main", "command", "build_parser", "parse_args", "apply_environment", "exit_status", "ENV_PREFIX"]
+__all__ = ["main", "command", "build_parser", "build_setup_parser", "parse_args", "apply_environment",
+           "exit_status", "ENV_PREFIX"]
 
 ENV_PREFIX = "IPFIX_COLLECT_"
 
@@ -41,9 +46,10 @@ EXIT_INPUT_ERRORS = 1
 EXIT_USAGE = 2
 EXIT_SINK_FAILED = 3
 EXIT_ABANDONED = 130
+EXIT_SETUP_FAILED = 1  # ipfix-collect setup: a service could not be reached or refused
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
-DEFAULT_MAX_TEMPLATE_FIELDS = 1024  # Antrea's largest template has about 100
+DEFAULT_ENRICH = ("antrea",)
 
 
 def _epilog() -> str:
@@ -53,12 +59,16 @@ def _epilog() -> str:
     lines += [f"  {s.usage:<{width}}{s.help}" for s in input_schemes()]
     lines += ["", "sinks (--sink, repeatable; every document goes to every sink; default stdout):"]
     lines += [f"  {s.usage:<{width}}{s.help}" for s in sink_schemes()]
+    lines += ["", "output: one JSON document per IPFIX data record, shaped like the events of Antrea's",
+              "Logstash flow pipeline:"]
+    field_width = max(len(f.path) for f in ENVELOPE_FIELDS) + 2
+    lines += [f"  {f.path:<{field_width}}{f.help}" for f in ENVELOPE_FIELDS]
+    lines += [f"  {'ipfix.<element>':<{field_width}}every element of the record by name; unknown elements as",
+              f"  {'':<{field_width}}en<enterprise>:id<id> (hex)",
+              "", f"enrichment (--enrich NAME[,NAME...] or none; default {','.join(DEFAULT_ENRICH)}): "
+              "derived fields under ipfix.,", "each only where the record has what it needs:"]
+    lines += [f"  {t.name:<{width}}{t.help}" for t in transform_schemes()]
     lines += [
-        "",
-        "output: one JSON document per IPFIX data record, shaped like the events of Antrea's",
-        "Logstash flow pipeline: @timestamp (message export time), @version, type \"ipfix\",",
-        "host (exporter, when known) and ipfix {version, flowset_id (template id), every",
-        "element by name}. Unknown elements appear as en<enterprise>:id<id> (hex).",
         "",
         "With only files and captures the run ends when they are read; with a network input it",
         "runs until SIGTERM or SIGINT, then stops accepting, drains its queue, flushes every sink",
@@ -82,6 +92,9 @@ def _epilog() -> str:
         f"  {EXIT_ABANDONED}  a second signal abandoned the drain",
         "",
         "A closed standard output (`| head`) stops the run quietly; the status is as above.",
+        "",
+        f"Elasticsearch and Kibana: `{PROG} setup --help` installs the index template and the",
+        "dashboards (Antrea's Overview, Flows, Flow Records, ...) that read these documents.",
         "",
         "examples:",
         f"  {PROG} --input udp://0.0.0.0:4739 --input tcp://0.0.0.0:4739 --sink jsonl:flows.jsonl",
@@ -110,26 +123,12 @@ def build_parser() -> argparse.ArgumentParser:
     io.add_argument("--registry", dest="registries", action="append", metavar="CSV", default=[],
                     help="extra information-element definitions (CSV with columns "
                     "elementId,name,dataType[,...,enterprise]); repeatable")
+    io.add_argument("--enrich", type=_enrichment, default=DEFAULT_ENRICH, metavar="NAME[,NAME...]",
+                    help=f"derived fields to add, in this order, or none (default {','.join(DEFAULT_ENRICH)}; "
+                    "see enrichment below)")
 
-    net = parser.add_argument_group("network inputs")
-    net.add_argument("--allow", dest="allow", action="append", metavar="CIDR", default=[],
-                     help="accept exporters from this network only (repeatable; default: any)")
-    net.add_argument("--template-lifetime", type=_positive_float, default=DEFAULT_TEMPLATE_LIFETIME,
-                     metavar="SECONDS", help="UDP templates expire this long after they were last "
-                     f"sent (default {DEFAULT_TEMPLATE_LIFETIME:.0f}: three times Antrea's refresh)")
-    net.add_argument("--udp-rcvbuf", type=parse_size, metavar="SIZE",
-                     help="UDP socket receive buffer, e.g. 8M (default: 4M, or as much as "
-                     "net.core.rmem_max allows); it absorbs bursts, so it sets the highest loss-free rate")
-    net.add_argument("--udp-reuse-port", action="store_true",
-                     help="set SO_REUSEPORT so several collectors can share a UDP port")
-    net.add_argument("--max-template-fields", type=_non_negative_int, default=DEFAULT_MAX_TEMPLATE_FIELDS,
-                     metavar="N", help="refuse templates with more fields than this from network "
-                     f"exporters and captures (default {DEFAULT_MAX_TEMPLATE_FIELDS}; 0: no limit); compiling a new "
-                     "template costs about 50 µs per field")
-    net.add_argument("--tls-cert", metavar="PEM", help="server certificate (chain) for tls:// inputs")
-    net.add_argument("--tls-key", metavar="PEM", help="private key of --tls-cert")
-    net.add_argument("--tls-client-ca", metavar="PEM",
-                     help="require client certificates signed by this CA (mutual TLS)")
+    io.add_argument("--allow", dest="allow", action="append", metavar="CIDR", default=[],
+                    help="accept exporters from this network only, on every input (repeatable; default: any)")
 
     pipe = parser.add_argument_group("delivery")
     pipe.add_argument("--queue-size", type=_positive_int, default=DEFAULT_QUEUE_RECORDS, metavar="RECORDS",
@@ -153,14 +152,21 @@ def build_parser() -> argparse.ArgumentParser:
                      help="same as --log-level warning: no status lines and no summary")
     ops.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
 
-    for scheme in sink_schemes():
-        if scheme.add_arguments is not None:
-            scheme.add_arguments(parser)
+    add_input_arguments(parser)
+    for plugin in [*transform_schemes(), *sink_schemes()]:
+        if plugin.add_arguments is not None:
+            plugin.add_arguments(parser)
     return parser
 
 
+def _enrichment(text: str) -> tuple[str, ...]:
+    try:
+        return parse_enrich(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 _positive_int = number(int, minimum=1)
-_non_negative_int = number(int, minimum=0)
 _non_negative_float = number(float, minimum=0)
 _positive_float = number(float, above=0)
 
@@ -299,9 +305,13 @@ class _UsageError(Exception):
 
 
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
-    """Run ``ipfix-collect``; returns the exit status (see --help). ``environ`` defaults to
-    the process environment."""
-    args = parse_args(build_parser(), argv, os.environ if environ is None else environ)
+    """Run ``ipfix-collect`` (or ``ipfix-collect setup``); returns the exit status (see
+    --help). ``environ`` defaults to the process environment."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    environ = os.environ if environ is None else environ
+    if argv[:1] == ["setup"]:
+        return _setup(parse_args(build_setup_parser(), argv[1:], environ))
+    args = parse_args(build_parser(), argv, environ)
     level = "debug" if args.verbose else "warning" if args.quiet else args.log_level
     handler = _setup_logging(level)
     try:
@@ -317,10 +327,12 @@ def _run(args: argparse.Namespace, level: str) -> int:
         input_specs = [parse_input_spec(s) for s in args.inputs]
         sink_specs = [parse_sink_spec(s) for s in (args.sinks or ["stdout"])]
         allow = AllowList(args.allow)
-        args.registry = _load_registry(args.registries)
-        inputs = [open_input(spec, registry=args.registry, options=args) for spec in input_specs]
+        registry = _load_registry(args.registries)
+        documents = make_builder(args.enrich, args)
+        inputs = [open_input(spec, registry=registry, options=args) for spec in input_specs]
+        context = SinkContext(registry, documents.fields)
         for spec in sink_specs:
-            sinks.append(open_sink(spec, args))
+            sinks.append(open_sink(spec, args, context))
     except (InputError, SinkError, _UsageError, ValueError) as exc:
         log.error("%s", exc)
         _close_quietly(sinks)
@@ -329,7 +341,7 @@ def _run(args: argparse.Namespace, level: str) -> int:
     sink: Sink = sinks[0] if len(sinks) == 1 else FanOut(sinks)
     if allow:
         log.info("accepting exporters from %s only", allow)
-    collector = Collector(inputs, sink, allow=allow, queue_records=args.queue_size,
+    collector = Collector(inputs, sink, documents=documents, allow=allow, queue_records=args.queue_size,
                           batch_size=args.batch_size, flush_interval=args.flush_interval,
                           status_interval=0 if level in ("warning", "error") else args.status_interval)
     summary = collector.run()
@@ -341,6 +353,99 @@ def _run(args: argparse.Namespace, level: str) -> int:
         for line in summary.lines():
             print(line, file=sys.stderr)
     return exit_status(summary)
+
+
+# --------------------------------------------------------------------------------------------
+# ipfix-collect setup
+
+SETUP_PROG = f"{PROG} setup"
+
+
+def build_setup_parser() -> argparse.ArgumentParser:
+    """``ipfix-collect setup``: the index template into Elasticsearch, the dashboards into Kibana."""
+    parser = argparse.ArgumentParser(
+        prog=SETUP_PROG,
+        description="Install the index template for flow documents into Elasticsearch and, with\n"
+        "--kibana, import the data view and dashboards that ship with ipfix-collect into Kibana.\n"
+        "Safe to run again (an upgrade updates both). The collector's Elasticsearch sink installs\n"
+        "the same template itself at start; setup is for Kibana, and for running it once ahead.",
+        epilog="every flag can be set as IPFIX_COLLECT_<FLAG> (e.g. IPFIX_COLLECT_ES_PASSWORD).\n"
+        "exit status: 0 done; 1 Elasticsearch or Kibana could not be reached in time or refused\n"
+        "(the message says which and why); 2 bad command line.\n\n"
+        f"example:\n  {SETUP_PROG} --elasticsearch https://es:9200 --es-user elastic --es-ca ca.pem \\\n"
+        f"      --kibana http://kibana:5601 --wait 300",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--elasticsearch", required=True, metavar="URL[,URL...]",
+                        help="the Elasticsearch cluster the collector writes to")
+    parser.add_argument("--kibana", metavar="URL", help="Kibana to import the dashboards into (default: "
+                        "none, only the index template is installed)")
+    parser.add_argument("--kibana-space", metavar="ID", help="Kibana space to import into (default: the default space)")
+    parser.add_argument("--kibana-ca", metavar="PEM", help="CA certificate(s) for Kibana's TLS certificate")
+    parser.add_argument("--kibana-insecure", action="store_true", help="do not verify Kibana's TLS certificate")
+    parser.add_argument("--dashboards", metavar="NDJSON", help="saved objects to import instead of the "
+                        "packaged ones (a Kibana export file)")
+    parser.add_argument("--wait", type=_non_negative_float, default=0.0, metavar="SECONDS",
+                        help="keep trying this long while Elasticsearch or Kibana is not up yet "
+                        "(default 0: fail at once); credentials or objects refused fail at once")
+    parser.add_argument("--registry", dest="registries", action="append", metavar="CSV", default=[],
+                        help="extra information-element definitions, as for the collector: their "
+                        "fields are mapped by type; repeatable")
+    parser.add_argument("--enrich", type=_enrichment, default=DEFAULT_ENRICH, metavar="NAME[,NAME...]",
+                        help=f"the collector's --enrich: whose derived fields to map (default "
+                        f"{','.join(DEFAULT_ENRICH)})")
+    parser.add_argument("--log-level", choices=LOG_LEVELS, default="info",
+                        help="least severe messages shown on stderr (default info)")
+    es = parser.add_argument_group("Elasticsearch connection and index (as for the collector's sink; "
+                                   "the same credentials log in to Kibana)")
+    add_index_arguments(es)
+    add_connection_arguments(es)
+    return parser
+
+
+def _setup(args: argparse.Namespace) -> int:
+    from .kibana import KibanaClient, KibanaError
+    from .provision import import_dashboards, install_template, read_dashboards
+    from .sinks.es_mapping import index_patterns_for
+    from .sinks.es_options import ElasticsearchOptions, parse_hosts
+
+    handler = _setup_logging(args.log_level)
+    log = logging.getLogger("ipfix_antrea.setup")
+    try:
+        try:
+            registry = _load_registry(args.registries) or _default_registry()
+            settings = ElasticsearchOptions.from_namespace(args)
+            settings.check("elasticsearch")
+            hosts = parse_hosts(args.elasticsearch)
+            dashboards = read_dashboards(args.dashboards) if args.kibana else b""
+            kibana = KibanaClient(args.kibana, user=settings.user, password=settings.password,
+                                  api_key=settings.api_key, ca=args.kibana_ca, insecure=args.kibana_insecure,
+                                  timeout=settings.timeout, space=args.kibana_space) if args.kibana else None
+        except (_UsageError, SinkError, KibanaError, ValueError) as exc:
+            log.error("%s", exc)
+            return EXIT_USAGE
+        except OSError as exc:
+            log.error("--dashboards %s: cannot read: %s", args.dashboards, exc.strerror or exc)
+            return EXIT_USAGE
+        try:
+            install_template(hosts, settings, registry, make_builder(args.enrich).fields, wait=args.wait)
+            patterns = index_patterns_for(settings.index)
+            log.info("index template %r installed for %s", settings.template_name, ", ".join(patterns))
+            if kibana is not None:
+                result = import_dashboards(kibana, dashboards, wait=args.wait, index_patterns=patterns)
+                log.info("%d saved objects imported into Kibana at %s", result.success_count, kibana.url)
+        except (SinkError, KibanaError) as exc:
+            log.error("%s", exc)
+            return EXIT_SETUP_FAILED
+        return EXIT_OK
+    finally:
+        logging.getLogger("ipfix_antrea").removeHandler(handler)
+
+
+def _default_registry() -> Registry:
+    from ipfix_antrea import default_registry
+
+    return default_registry()
 
 
 def _silence_stdout() -> None:

@@ -17,8 +17,9 @@
 # One thread owns the sinks (the `Sink` contract says sinks are driven from one thread). It takes
 # the queued batches together while they come to at most `COALESCE_RECORDS` (UDP queues one
 # datagram of one or two records per batch: one write per datagram would cost more than the
-# documents), turns the records into documents (`ipfix_antrea.document`), writes them in slices of `batch_size`, and
-# flushes at least every `flush_interval` seconds, and whenever the queue runs dry, so that a
+# documents), has the document stage (`ipfix_antrea.documents.DocumentBuilder`, given by the
+# caller) turn the records into documents, writes them in slices of `batch_size`, and flushes at
+# least every `flush_interval` seconds, and whenever the queue runs dry, so that a
 # quiet exporter's records do not wait in a buffer. A record counts as *accepted* when it enters
 # the queue and as *delivered* when the sink's `write` returned for it; `close` drains the queue,
 # flushes and closes the sink. If a sink fails, the pipeline stops writing, keeps taking batches
@@ -33,7 +34,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .document import document_ids, to_documents
+from .documents import DocumentBuilder
 from .inputs import Batch
 from .sinks import Sink, SinkError
 
@@ -65,6 +66,9 @@ class PipelineStats:
 class Pipeline:
     """A bounded queue of batches in front of a sink, drained by a thread of its own.
 
+    ``documents`` turns each batch's records into the sink's documents (default: the plain
+    Logstash envelope, no transforms).
+
     ``on_sink_error`` is called once, from the sink thread, with the `SinkError` that stopped the
     pipeline's writing; the collector uses it to shut down.
 
@@ -75,11 +79,13 @@ class Pipeline:
     writes, need the thread. `offer` and `put_async` are not available then.
     """
 
-    def __init__(self, sink: Sink, *, capacity: int = DEFAULT_QUEUE_RECORDS,
+    def __init__(self, sink: Sink, *, documents: DocumentBuilder | None = None,
+                 capacity: int = DEFAULT_QUEUE_RECORDS,
                  batch_size: int = DEFAULT_BATCH_SIZE, flush_interval: float = DEFAULT_FLUSH_INTERVAL,
                  on_sink_error: Callable[[SinkError], None] | None = None,
                  wait_above: int | None = None, threaded: bool = True) -> None:
         self.sink = sink
+        self.documents = documents if documents is not None else DocumentBuilder()
         self.capacity = capacity
         #: `put` and `put_async` wait while a batch would take the queue past this many records.
         self.wait_above = min(capacity, DEFAULT_WAIT_ABOVE) if wait_above is None else min(capacity, wait_above)
@@ -87,7 +93,7 @@ class Pipeline:
         self.flush_interval = flush_interval
         self.sink_error: SinkError | None = None
         self._on_sink_error = on_sink_error
-        self._wants_ids = bool(getattr(sink, "wants_ids", False))
+        self._wants_ids = sink.wants_ids
         self._queue: deque[Batch] = deque()
         self._queued = 0
         self._lock = threading.Lock()
@@ -229,9 +235,9 @@ class Pipeline:
         ids: list[str] | None = [] if self._wants_ids else None
         for batch in batches:
             if batch.records:
-                docs += to_documents(batch.records, batch.host)
+                docs += self.documents.build(batch.records, batch.host)
                 if ids is not None:
-                    ids += document_ids(batch.records, batch.host)
+                    ids += self.documents.ids(batch.records, batch.host)
         if not docs:
             return False
         size = self.batch_size

@@ -24,6 +24,7 @@ from .inputs import Batch, Input, InputError, Listener
 from .inputs.allow import AllowList
 from .monitor import Monitor, RunSummary, StatusLine
 from .pipeline import DEFAULT_BATCH_SIZE, DEFAULT_FLUSH_INTERVAL, DEFAULT_QUEUE_RECORDS, Pipeline
+from .documents import DocumentBuilder
 from .session import SessionStats
 from .sinks import Sink
 
@@ -55,9 +56,14 @@ class _Intake:
 
 
 class Collector:
-    """Runs inputs into a sink until the inputs end or a signal stops it; see `run`."""
+    """Runs inputs into a sink until the inputs end or a signal stops it; see `run`.
 
-    def __init__(self, inputs: Sequence[Input | Listener], sink: Sink, *, allow: AllowList | None = None,
+    ``documents`` is the document stage between decoded records and the sink (default: the
+    plain Logstash envelope, no transforms).
+    """
+
+    def __init__(self, inputs: Sequence[Input | Listener], sink: Sink, *,
+                 documents: DocumentBuilder | None = None, allow: AllowList | None = None,
                  queue_records: int = DEFAULT_QUEUE_RECORDS, batch_size: int = DEFAULT_BATCH_SIZE,
                  flush_interval: float = DEFAULT_FLUSH_INTERVAL,
                  status_interval: float = DEFAULT_STATUS_INTERVAL) -> None:
@@ -67,7 +73,7 @@ class Collector:
         self.allow = allow if allow is not None else AllowList()
         self.monitor = Monitor()
         self.status_interval = status_interval
-        self._pipeline_args = dict(capacity=queue_records, batch_size=batch_size,
+        self._pipeline_args = dict(documents=documents, capacity=queue_records, batch_size=batch_size,
                                    flush_interval=flush_interval)
         self.pipeline: Pipeline | None = None
         self._stop: asyncio.Event | None = None
@@ -188,9 +194,8 @@ class Collector:
 
     def status_line(self, status: StatusLine) -> str:
         counters, _ = self.monitor.totals(self._live_stats())
-        stats_of = getattr(self.sink, "stats", None)
         return status.line(self.pipeline.stats(), counters, self.monitor.exporters,
-                           self.monitor.problems, stats_of() if callable(stats_of) else None)
+                           self.monitor.problems, self.sink.stats())
 
     def summary(self) -> RunSummary:
         """The numbers of the run so far (complete once `serve` has returned)."""

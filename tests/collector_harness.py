@@ -17,6 +17,7 @@ from ipfix_antrea.inputs import open_input
 from ipfix_antrea.inputs.allow import AllowList
 from ipfix_antrea.monitor import RunSummary
 from ipfix_antrea.service import Collector
+from ipfix_antrea.sinks import SinkBase
 
 EXPORT_TIME = 1714564800  # 2024-05-01T12:00:00Z
 FIELDS = ["flowStartSeconds", "flowEndSeconds", "sourceIPv4Address", "destinationIPv4Address",
@@ -46,7 +47,7 @@ def messages(n: int, *, domain: int = 7, per_message: int = 10, max_size: int = 
     return out
 
 
-class MemorySink:
+class MemorySink(SinkBase):
     """Keeps documents in memory; `hold()` makes writes wait until `release()`."""
 
     name = "memory"

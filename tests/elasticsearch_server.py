@@ -37,7 +37,7 @@ import pytest
 from elasticsearch import Elasticsearch
 
 from ipfix_antrea import Encoder, Registry, Session
-from ipfix_antrea.document import document_ids, to_document
+from ipfix_antrea.documents import document_ids, to_document
 
 REQUIRE_ENV = "IPFIX_ANTREA_REQUIRE_ES"
 CONTROL_TIMEOUT = 240  # seconds for the control script to stop or start the server
@@ -173,12 +173,13 @@ class Faults:
 class FaultProxy:
     """Forwards HTTP requests to ``upstream`` (with ``upstream_auth``), adding `Faults`.
 
-    ``tls``: an ``ssl.SSLContext`` to serve HTTPS with. Records the ``Authorization`` header of
+    ``tls``: an ``ssl.SSLContext`` to serve HTTPS with; ``port``: where to listen on loopback
+    (default: any free port). Records the ``Authorization`` header of
     every request in ``authorizations`` and counts bulk requests in ``bulk_requests``.
     """
 
     def __init__(self, upstream: str, upstream_auth: tuple[str, str] | None,
-                 tls: ssl.SSLContext | None = None) -> None:
+                 tls: ssl.SSLContext | None = None, port: int = 0) -> None:
         self.faults = Faults()
         self.authorizations: list[str | None] = []
         self.bulk_requests = 0
@@ -211,7 +212,7 @@ class FaultProxy:
 
             do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _handle
 
-        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self._server.daemon_threads = True
         if tls is not None:
             self._server.socket = tls.wrap_socket(self._server.socket, server_side=True)

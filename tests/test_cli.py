@@ -75,7 +75,7 @@ def test_file_to_jsonl_writes_one_logstash_document_per_record(tmp_path, capsys)
     src = write(tmp_path, "flows.ipfix", antrea_stream())
     out = tmp_path / "flows.jsonl"
 
-    status, _ = run_cli(capsys, "--input", f"file:{src}", "--sink", f"jsonl:{out}")
+    status, _ = run_cli(capsys, "--input", f"file:{src}", "--sink", f"jsonl:{out}", "--enrich", "none")
 
     assert status == EXIT_OK
     docs = read_jsonl(out)
@@ -100,6 +100,44 @@ def test_file_to_jsonl_writes_one_logstash_document_per_record(tmp_path, capsys)
         "sourcePodNamespace": "default",
         "destinationPodName": "pod-b",
     }
+
+
+def test_documents_get_antrea_derived_fields_by_default(tmp_path, capsys):
+    src = write(tmp_path, "flows.ipfix", antrea_stream())
+    out = tmp_path / "flows.jsonl"
+
+    run_cli(capsys, "--input", f"file:{src}", "--sink", f"jsonl:{out}")
+
+    ipfix = read_jsonl(out)[0]["ipfix"]
+    assert ipfix["flowKey"] == "pod-a:41234->pod-b:8080 TCP"
+    assert ipfix["protocolIdentifierStr"] == "TCP" and ipfix["protocolIdentifier"] == 6
+    assert (ipfix["sourceIP"], ipfix["destinationIP"]) == ("10.10.0.5", "10.10.1.6")
+    assert (ipfix["bytes"], ipfix["interval"], ipfix["throughput"]) == (1500, 29, 1500 // 29)
+
+
+def test_enrich_none_writes_only_the_decoded_elements(tmp_path, capsys):
+    src = write(tmp_path, "flows.ipfix", antrea_stream())
+    out = tmp_path / "flows.jsonl"
+
+    run_cli(capsys, "--input", f"file:{src}", "--sink", f"jsonl:{out}", "--enrich", "none")
+
+    assert "bytes" not in read_jsonl(out)[0]["ipfix"]
+
+
+def test_enrich_names_an_unknown_transform_as_a_usage_error(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["--input", "file:-", "--enrich", "geoip"])
+    assert exit_.value.code == 2
+    assert "unknown enrichment 'geoip'; known: antrea, none" in capsys.readouterr().err
+
+
+def test_enrich_can_come_from_the_environment(tmp_path, capsys):
+    src = write(tmp_path, "flows.ipfix", antrea_stream())
+    out = tmp_path / "flows.jsonl"
+
+    main(["--input", f"file:{src}", "--sink", f"jsonl:{out}"], environ={"IPFIX_COLLECT_ENRICH": "none"})
+
+    assert "bytes" not in read_jsonl(out)[0]["ipfix"]
 
 
 def test_documents_keep_record_order_and_values(tmp_path, capsys):

@@ -241,7 +241,7 @@ def test_the_setup_job_runs_a_real_ipfix_collect_setup():
     args = container["args"]
     assert args[0] == "setup"
     environ = {e["name"]: e.get("value", "secret-value") for e in container["env"]}
-    cli.parse_args(cli.build_parser(), args, environ)  # a refused argument exits: the test fails
+    cli.parse_args(cli.build_setup_parser(), args[1:], environ)  # a refused argument exits: the test fails
     assert args[args.index("--elasticsearch") + 1] == "http://elasticsearch:9200"
     assert args[args.index("--kibana") + 1] == "http://kibana:5601"
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import orjson
 import pytest
 
-from ipfix_antrea.document import logstash_timestamp, to_document
+from ipfix_antrea.documents import logstash_timestamp, to_document
 
 EXPORT_TIME = 1714564800  # 2024-05-01T12:00:00Z
 
@@ -105,7 +105,7 @@ def _record(seq: int, export_time: int = 1_700_000_000, domain: int = 1):
 
 
 def test_document_ids_number_the_records_of_one_message_from_zero():
-    from ipfix_antrea.document import document_ids
+    from ipfix_antrea.documents import document_ids
 
     records = [_record(10), _record(10), _record(12), _record(12, domain=2)]
     assert document_ids(records, "10.0.0.1") == [
@@ -117,6 +117,6 @@ def test_document_ids_number_the_records_of_one_message_from_zero():
 
 
 def test_document_id_without_an_exporter_address_uses_a_dash():
-    from ipfix_antrea.document import document_id
+    from ipfix_antrea.documents import document_id
 
     assert document_id(_record(5), None, 3) == "-/1/1700000000/5/3"

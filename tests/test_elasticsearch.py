@@ -25,7 +25,7 @@ from elasticsearch_server import (
 )
 
 from ipfix_antrea import Encoder, default_registry
-from ipfix_antrea.sinks import SinkError, open_sink
+from ipfix_antrea.sinks import SinkContext, SinkError, open_sink
 from ipfix_antrea.sinks.elasticsearch import (
     ElasticsearchOptions,
     ElasticsearchSink,
@@ -213,8 +213,8 @@ def test_an_element_from_a_run_time_registry_is_mapped_by_its_type(server, prefi
     docs, _ = decode(b"".join(enc.template_messages() + enc.encode(256, [("10.1.2.3",)])), registry)
     options = argparse.Namespace(
         es_index=f"{prefix}-%Y.%m.%d", es_template_name=prefix, es_user=server.user,
-        es_password=server.password, es_dead_letter=str(tmp_path / "dead.jsonl"), registry=registry)
-    sink = open_sink(f"elasticsearch:{server.url}", options)
+        es_password=server.password, es_dead_letter=str(tmp_path / "dead.jsonl"))
+    sink = open_sink(f"elasticsearch:{server.url}", options, SinkContext(registry))
     sink.write(docs)
     sink.close()
     assert field_mapping(server, prefix, "ipfix.gatewayAddress")["type"] == "ip"

@@ -104,8 +104,9 @@ def certificates(tmp_path_factory) -> dict[str, Path]:
 
 
 def collector_command() -> list[str]:
-    # The interpreter running the tests, so the code under test is this checkout's.
-    return [sys.executable, "-m", "ipfix_antrea.cli"]
+    # The interpreter running the tests, so the code under test is this checkout's; the
+    # decoded elements as they arrived, without derived fields, to compare with what was sent.
+    return [sys.executable, "-m", "ipfix_antrea.cli", "--enrich", "none"]
 
 
 class StderrReader:

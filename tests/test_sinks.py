@@ -12,6 +12,7 @@ from ipfix_antrea.sinks import (
     FanOut,
     JsonLinesSink,
     Sink,
+    SinkBase,
     SinkError,
     StdoutSink,
     open_sink,
@@ -107,7 +108,7 @@ def test_fan_out_sends_every_batch_to_every_sink():
     assert a.getvalue() == b.getvalue() == serialize(DOCS)
 
 
-class _FailingClose:
+class _FailingClose(SinkBase):
     name = "failing"
 
     def write(self, docs, ids=None):
@@ -144,10 +145,10 @@ def test_registering_a_scheme_makes_it_openable_without_touching_other_sinks(mon
     monkeypatch.setattr(sinks, "_SCHEMES", dict(sinks._SCHEMES))
     opened = []
 
-    class Memory:
+    class Memory(SinkBase):
         name = "memory"
 
-        def __init__(self, arg, options=None):
+        def __init__(self, arg, options=None, context=None):
             opened.append(arg)
             self.docs = []
 
@@ -172,3 +173,34 @@ def test_built_in_sinks_satisfy_the_sink_protocol(tmp_path):
     assert isinstance(JsonLinesSink(str(tmp_path / "x")), Sink)
     assert isinstance(StdoutSink(io.BytesIO()), Sink)
     assert isinstance(FanOut([]), Sink)
+
+
+class _Counting(SinkBase):
+    name = "counting"
+
+    def __init__(self, **counts: int) -> None:
+        self.counts = counts
+
+    def write(self, docs, ids=None):
+        pass
+
+    def flush(self):
+        pass
+
+    def close(self):
+        pass
+
+    def stats(self) -> dict[str, int]:
+        return dict(self.counts)
+
+
+def test_fan_out_sums_the_counters_of_its_sinks():
+    fan = FanOut([_Counting(indexed=3, retried=1), StdoutSink(io.BytesIO()), _Counting(indexed=4)])
+    assert fan.stats() == {"indexed": 7, "retried": 1}
+
+
+def test_fan_out_wants_ids_when_any_of_its_sinks_does():
+    wanting = _Counting()
+    wanting.wants_ids = True
+    assert FanOut([_Counting(), wanting]).wants_ids
+    assert not FanOut([_Counting(), StdoutSink(io.BytesIO())]).wants_ids

@@ -40,9 +40,8 @@ import dpkt
 
 from ipfix_antrea import DecodeError, Record, Registry, Session, SessionStats
 
-from . import Batch, InputError, InputSpec
+from . import DEFAULT_TEMPLATE_LIFETIME, Batch, InputError, InputSpec, SessionSettings
 from .file import open_binary
-from .udp import DEFAULT_TEMPLATE_LIFETIME  # one default for UDP, live or replayed
 
 if TYPE_CHECKING:
     import argparse
@@ -697,6 +696,6 @@ def open_pcap(spec: InputSpec, *, registry: Registry | None = None,
                              "(or a comma-separated list)") from None
         if not all(0 < p <= 0xFFFF for p in ports):
             raise InputError(f"input {spec}: port out of range in {settings['port']!r}")
-    lifetime = getattr(options, "template_lifetime", None) or DEFAULT_TEMPLATE_LIFETIME
-    return PcapInput(path, registry=registry, ports=ports, template_lifetime=lifetime,
-                     max_template_fields=getattr(options, "max_template_fields", None) or None)
+    sessions = SessionSettings.from_namespace(options)
+    return PcapInput(path, registry=registry, ports=ports, template_lifetime=sessions.template_lifetime,
+                     max_template_fields=sessions.max_template_fields or None)

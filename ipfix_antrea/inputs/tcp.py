@@ -20,23 +20,22 @@
 # handshake (`handshake_timeout`) is counted and logged once per exporter.
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import logging
 import socket
 import ssl
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
 
 from ipfix_antrea import DecodeError, Registry, Session, SessionStats
 
-from . import Batch, InputError, InputSpec, Intake, session_factory
+from . import Batch, InputError, InputSpec, Intake, SessionSettings, session_factory
 from .options import format_address, resolve_bind
 
-if TYPE_CHECKING:
-    import argparse
-
-__all__ = ["TcpListener", "open_tcp", "open_tls", "tls_server_context", "READ_SIZE"]
+__all__ = ["TcpListener", "TlsSettings", "add_tls_arguments", "open_tcp", "open_tls", "tls_server_context",
+           "READ_SIZE"]
 
 READ_SIZE = 1 << 16
 HANDSHAKE_TIMEOUT = 10.0
@@ -230,15 +229,39 @@ def _no_options(spec: InputSpec) -> None:
                          f"{spec.scheme} inputs take none (TLS files are flags)")
 
 
+@dataclass(frozen=True)
+class TlsSettings:
+    """The ``--tls-*`` flags, for every tls:// input."""
+
+    cert: str | None = None
+    key: str | None = None
+    client_ca: str | None = None
+
+    @classmethod
+    def from_namespace(cls, options: argparse.Namespace | None) -> TlsSettings:
+        return cls(getattr(options, "tls_cert", None), getattr(options, "tls_key", None),
+                   getattr(options, "tls_client_ca", None))
+
+
+def add_tls_arguments(parser: argparse.ArgumentParser) -> None:
+    """The tls:// inputs' flags."""
+    g = parser.add_argument_group("tls:// inputs")
+    g.add_argument("--tls-cert", metavar="PEM", help="server certificate (chain) for tls:// inputs")
+    g.add_argument("--tls-key", metavar="PEM", help="private key of --tls-cert")
+    g.add_argument("--tls-client-ca", metavar="PEM",
+                   help="require client certificates signed by this CA (mutual TLS)")
+
+
 def open_tcp(spec: InputSpec, *, registry: Registry | None = None,
              options: argparse.Namespace | None = None) -> TcpListener:
     _no_options(spec)
-    return TcpListener(spec, new_session=session_factory(registry, options))
+    return TcpListener(spec, new_session=session_factory(registry, SessionSettings.from_namespace(options)))
 
 
 def open_tls(spec: InputSpec, *, registry: Registry | None = None,
              options: argparse.Namespace | None = None) -> TcpListener:
     _no_options(spec)
-    context = tls_server_context(getattr(options, "tls_cert", None), getattr(options, "tls_key", None),
-                                 getattr(options, "tls_client_ca", None))
-    return TcpListener(spec, new_session=session_factory(registry, options), tls=context)
+    tls = TlsSettings.from_namespace(options)
+    context = tls_server_context(tls.cert, tls.key, tls.client_ca)
+    return TcpListener(spec, new_session=session_factory(registry, SessionSettings.from_namespace(options)),
+                       tls=context)

@@ -18,24 +18,22 @@
 # input (`--udp-rcvbuf`, `--udp-reuse-port`); the spec wins.
 from __future__ import annotations
 
+import argparse
 import asyncio
 import logging
 import socket
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
 
 from ipfix_antrea import DecodeError, Registry, Session, SessionStats
 
-from . import Batch, InputError, InputSpec, Intake, session_factory
+from ..units import parse_size
+from . import DEFAULT_TEMPLATE_LIFETIME, Batch, InputError, InputSpec, Intake, SessionSettings, session_factory
 from .options import bool_option, format_address, resolve_bind, size_option
 
-if TYPE_CHECKING:
-    import argparse
+__all__ = ["UdpListener", "UdpSettings", "add_udp_arguments", "open_udp"]
 
-__all__ = ["UdpListener", "open_udp", "DEFAULT_TEMPLATE_LIFETIME"]
-
-DEFAULT_TEMPLATE_LIFETIME = 1800.0
 DEFAULT_RCVBUF = 4 << 20  # asked for when no size is given; the kernel may give less, quietly
 SWEEP_INTERVAL = 30.0  # how often idle exporters and stale templates are looked for
 _log = logging.getLogger("ipfix_antrea.inputs.udp")
@@ -50,7 +48,8 @@ class UdpListener(asyncio.DatagramProtocol):
         self.name = str(spec)
         self.address = self.name
         self._spec = spec
-        self._new_session = new_session or session_factory(None, None, template_lifetime=template_lifetime)
+        self._new_session = new_session or session_factory(
+            None, SessionSettings(template_lifetime=template_lifetime), expiring=True)
         self.template_lifetime = template_lifetime
         self.rcvbuf = rcvbuf
         self.reuse_port = reuse_port
@@ -173,13 +172,36 @@ def _source(key: tuple[str, int]) -> str:
     return f"udp {format_address(key[0])}:{key[1]}"
 
 
+@dataclass(frozen=True)
+class UdpSettings:
+    """The ``--udp-*`` flags, for every UDP input; a spec's own options win."""
+
+    rcvbuf: int | None = None  # None: ask for DEFAULT_RCVBUF
+    reuse_port: bool = False
+
+    @classmethod
+    def from_namespace(cls, options: argparse.Namespace | None) -> UdpSettings:
+        return cls(getattr(options, "udp_rcvbuf", None), bool(getattr(options, "udp_reuse_port", False)))
+
+
+def add_udp_arguments(parser: argparse.ArgumentParser) -> None:
+    """The udp:// inputs' flags."""
+    g = parser.add_argument_group("udp:// inputs (a spec's ?rcvbuf= and ?reuseport= win)")
+    g.add_argument("--udp-rcvbuf", type=parse_size, metavar="SIZE",
+                   help="UDP socket receive buffer, e.g. 8M (default: 4M, or as much as "
+                   "net.core.rmem_max allows); it absorbs bursts, so it sets the highest loss-free rate")
+    g.add_argument("--udp-reuse-port", action="store_true",
+                   help="set SO_REUSEPORT so several collectors can share a UDP port")
+
+
 def open_udp(spec: InputSpec, *, registry: Registry | None = None,
              options: argparse.Namespace | None = None) -> UdpListener:
-    rcvbuf = size_option(spec, "rcvbuf", getattr(options, "udp_rcvbuf", None))
-    reuse_port = bool_option(spec, "reuseport", bool(getattr(options, "udp_reuse_port", False)))
-    lifetime = getattr(options, "template_lifetime", None) or DEFAULT_TEMPLATE_LIFETIME
+    flags = UdpSettings.from_namespace(options)
+    sessions = SessionSettings.from_namespace(options)
+    rcvbuf = size_option(spec, "rcvbuf", flags.rcvbuf)
+    reuse_port = bool_option(spec, "reuseport", flags.reuse_port)
     unknown = set(spec.options) - {"rcvbuf", "reuseport"}
     if unknown:
         raise InputError(f"{spec}: unknown option(s) {', '.join(sorted(unknown))}; udp takes rcvbuf, reuseport")
-    return UdpListener(spec, new_session=session_factory(registry, options, template_lifetime=lifetime),
-                       template_lifetime=lifetime, rcvbuf=rcvbuf, reuse_port=reuse_port)
+    return UdpListener(spec, new_session=session_factory(registry, sessions, expiring=True),
+                       template_lifetime=sessions.template_lifetime, rcvbuf=rcvbuf, reuse_port=reuse_port)

@@ -11,11 +11,15 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import BinaryIO, Protocol, runtime_checkable
 
 import orjson
 
-__all__ = ["Sink", "SinkError", "StreamSink", "FanOut", "serialize"]
+from ..documents.fields import ENVELOPE_FIELDS, DocumentField
+from ..registry import Registry
+
+__all__ = ["Sink", "SinkBase", "SinkContext", "SinkError", "StreamSink", "FanOut", "serialize"]
 
 
 class SinkError(Exception):
@@ -30,18 +34,44 @@ class Sink(Protocol):
     to their destination; ``close`` flushes and releases the destination. Failures raise
     `SinkError`. Sinks are driven from one thread; a sink that is shared must say so.
 
-    ``ids``, when given, holds one stable id per document (`ipfix_antrea.document.document_id`):
-    the collector computes them only for sinks whose ``wants_ids`` attribute is true, so that a
-    sink that can deduplicate (Elasticsearch's ``_id``) does; other sinks ignore them.
+    Two optional features, with their defaults in `SinkBase`:
+
+    * ``wants_ids``: when true, ``write`` gets ``ids``, one stable id per document
+      (`ipfix_antrea.documents.document_id`), so that a sink that can deduplicate (Elasticsearch's
+      ``_id``) does; they are computed only for sinks that want them.
+    * ``stats()``: the sink's own counters (indexed, retried, ...), shown in the status line.
     """
 
     name: str
+    wants_ids: bool
 
     def write(self, docs: Sequence[dict], ids: Sequence[str] | None = None) -> None: ...
 
     def flush(self) -> None: ...
 
     def close(self) -> None: ...
+
+    def stats(self) -> dict[str, int]: ...
+
+
+class SinkBase:
+    """The defaults of a sink's optional features: no ids wanted, no counters of its own."""
+
+    wants_ids: bool = False
+
+    def stats(self) -> dict[str, int]:
+        return {}
+
+
+@dataclass(frozen=True)
+class SinkContext:
+    """What a sink may need to know of the documents it will be given: the registry their
+    elements come from (None: the default registry) and the fields the document stage writes
+    (`DocumentBuilder.fields`). A sink that stores documents by type (Elasticsearch's index
+    template) maps both; others ignore them."""
+
+    registry: Registry | None = None
+    fields: Sequence[DocumentField] = ENVELOPE_FIELDS
 
 
 _APPEND_NEWLINE = orjson.OPT_APPEND_NEWLINE
@@ -53,7 +83,7 @@ def serialize(docs: Sequence[dict]) -> bytes:
     return b"".join([dumps(doc, option=_APPEND_NEWLINE) for doc in docs])
 
 
-class StreamSink:
+class StreamSink(SinkBase):
     """JSON Lines to a binary stream. ``owns_stream`` decides whether `close` closes it."""
 
     def __init__(self, stream: BinaryIO, *, name: str, owns_stream: bool) -> None:
@@ -97,7 +127,8 @@ class StreamSink:
 
 
 class FanOut:
-    """Several sinks behind one: every batch goes to each, in order.
+    """Several sinks behind one: every batch goes to each, in order; ids are made when any of
+    them wants them, and the counters of all are summed.
 
     `close` closes every sink even when one fails, then raises the first failure.
     """
@@ -105,7 +136,14 @@ class FanOut:
     def __init__(self, sinks: Sequence[Sink]) -> None:
         self.sinks = list(sinks)
         self.name = ", ".join(s.name for s in self.sinks)
-        self.wants_ids = any(getattr(s, "wants_ids", False) for s in self.sinks)
+        self.wants_ids = any(s.wants_ids for s in self.sinks)
+
+    def stats(self) -> dict[str, int]:
+        total: dict[str, int] = {}
+        for sink in self.sinks:
+            for key, value in sink.stats().items():
+                total[key] = total.get(key, 0) + value
+        return total
 
     def write(self, docs: Sequence[dict], ids: Sequence[str] | None = None) -> None:
         for sink in self.sinks:

@@ -24,7 +24,7 @@
 #   dashboards). At start the sink installs an index template for the pattern, derived from the
 #   information-element registry (`es_mapping`).
 # * Ids: by default Elasticsearch assigns them (its fastest path). With --es-ids derived, each
-#   document's `_id` is `ipfix_antrea.document.document_id` and the action is `create`, so a replay
+#   document's `_id` is `ipfix_antrea.documents.document_id` and the action is `create`, so a replay
 #   of the same IPFIX after a crash is refused as a duplicate (409, counted) instead of stored twice.
 #   Without derived ids, a request whose outcome is unknown (the connection dropped mid-request) is
 #   sent again and may store documents twice; a refused connection or an error answer cannot.
@@ -33,11 +33,12 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import logging
+import math
 import os
 import random
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, BinaryIO
@@ -47,13 +48,23 @@ from elastic_transport import TransportError
 from elasticsearch import ApiError, Elasticsearch
 from elasticsearch.serializer import NdjsonSerializer, OrjsonSerializer
 
+from ..documents.fields import ENVELOPE_FIELDS, DocumentField
 from ..registry import Registry, default_registry
 from ..types import data_type
-from .base import SinkError
+from .base import SinkBase, SinkContext, SinkError
 from .es_mapping import index_template
-from .es_options import ElasticsearchOptions, add_arguments
+from .es_options import ElasticsearchOptions, add_arguments, parse_hosts
 
-__all__ = ["ElasticsearchOptions", "ElasticsearchSink", "add_arguments", "make_client", "open_elasticsearch"]
+__all__ = [
+    "ElasticsearchOptions",
+    "ElasticsearchSink",
+    "add_arguments",
+    "describe_api_error",
+    "install_index_template",
+    "make_client",
+    "open_elasticsearch",
+    "retrying",
+]
 
 log = logging.getLogger(__name__)
 
@@ -134,16 +145,19 @@ def _describe(error: Any) -> str:
     return str(error)
 
 
-class ElasticsearchSink:
+class ElasticsearchSink(SinkBase):
     """Bulk-loads documents into Elasticsearch; see the module comment for the guarantees.
 
     ``client`` is an `elasticsearch.Elasticsearch`; the sink owns it and closes it. The index
-    template is installed (or updated) here unless ``options.template`` is "skip". Raises
-    SinkError when the template cannot be installed or the dead-letter file cannot be opened.
+    template is installed (or updated) here unless ``options.template`` is "skip": mappings for
+    the elements of ``registry`` and for ``fields``, what the document stage writes
+    (`DocumentBuilder.fields`). Raises SinkError when the template cannot be installed or the
+    dead-letter file cannot be opened.
     """
 
     def __init__(self, client: Elasticsearch, options: ElasticsearchOptions, *,
-                 registry: Registry | None = None, name: str = "elasticsearch") -> None:
+                 registry: Registry | None = None, fields: Sequence[DocumentField] = ENVELOPE_FIELDS,
+                 name: str = "elasticsearch") -> None:
         try:
             options.check(name)
             self._dead = _DeadLetter(options.dead_letter)
@@ -156,6 +170,7 @@ class ElasticsearchSink:
         self.unsigned_long: bool | None = None  # known once the template is installed
         self._client = client
         self._registry = registry if registry is not None else default_registry()
+        self._fields = tuple(fields)
         self._actions: dict[Any, bytes] = {}  # @timestamp -> action line (auto ids)
         self._indices: dict[Any, str] = {}  # @timestamp -> index name (derived ids)
         self._pending: _Batch | None = None
@@ -358,11 +373,11 @@ class ElasticsearchSink:
                 status = exc.meta.status
                 if status not in (408, 429) and status < 500:
                     # Authentication, a malformed request...: no retry will change the answer.
-                    reason = f"Elasticsearch refused the request: HTTP {status} {_describe(_error_of(exc))}"
+                    reason = f"Elasticsearch refused the request: {describe_api_error(exc)}"
                     self._give_up(lines, reason)
                     self._fail(reason)
                     return
-                problem = f"HTTP {status} {_describe(_error_of(exc))}"
+                problem = describe_api_error(exc)
             except TransportError as exc:
                 problem = f"{type(exc).__name__}: {exc.message}"
             else:
@@ -455,52 +470,70 @@ class ElasticsearchSink:
     # -- setup and teardown ------------------------------------------------------------------
 
     def _install_template(self) -> None:
-        """PUT the index template, retrying like a bulk request. A cluster without the
-        `unsigned_long` field type (a minimal distribution) gets unsigned64 as long."""
-        for unsigned_long in (True, False):
-            body = index_template(self._registry, self.options.index, unsigned_long=unsigned_long)
-            try:
-                self._retrying(lambda body=body: self._client.indices.put_index_template(
-                    name=self.options.template_name, **body), "installing the index template")
-            except ApiError as exc:
-                if unsigned_long and exc.meta.status == 400 and "unsigned_long" in str(exc.body):
-                    log.warning("%s: this cluster has no unsigned_long field type; unsigned64 "
-                                "elements are mapped as long", self.name)
-                    continue
-                raise SinkError(f"{self.name}: cannot install index template "
-                                f"{self.options.template_name!r}: HTTP {exc.meta.status} "
-                                f"{_describe(_error_of(exc))}") from exc
-            self.unsigned_long = unsigned_long
-            return
-
-    def _retrying(self, call, what: str) -> Any:
-        """``call()`` until it does not fail with 429, a 5xx or a connection error, within the
-        retry budget; other API errors are raised to the caller."""
-        deadline: float | None = None
-        pause = _BACKOFF_FIRST
-        while True:
-            try:
-                return call()
-            except ApiError as exc:
-                if exc.meta.status not in (408, 429) and exc.meta.status < 500:
-                    raise
-                problem = f"HTTP {exc.meta.status} {_describe(_error_of(exc))}"
-            except TransportError as exc:
-                problem = f"{type(exc).__name__}: {exc.message}"
-            now = time.monotonic()
-            if deadline is None:
-                deadline = now + self.options.retry_for if self.options.retry_for else float("inf")
-                log.warning("%s: %s failed (%s); retrying", self.name, what, problem)
-            if now >= deadline:
-                raise SinkError(f"{self.name}: {what} failed after retrying for "
-                                f"{self.options.retry_for:g} s: {problem}")
-            time.sleep(min(pause * (0.5 + random.random() / 2), deadline - now))
-            pause = min(pause * 2, _BACKOFF_MAX)
+        self.unsigned_long = install_index_template(self._client, self.options, self._registry, self._fields,
+                                                    retry_for=self.options.retry_for or math.inf, name=self.name)
 
     def _release(self) -> None:
         self._pool.shutdown(wait=True)
         self._client.close()
         self._dead.close()
+
+
+def install_index_template(client: Elasticsearch, options: ElasticsearchOptions, registry: Registry,
+                           fields: Sequence[DocumentField], *, retry_for: float,
+                           name: str = "elasticsearch") -> bool:
+    """PUT the index template for ``options.index`` (`es_mapping.index_template` of ``registry``
+    and ``fields``) as ``options.template_name``, retrying like a bulk request for ``retry_for``
+    seconds (`retrying`). A cluster without the `unsigned_long` field type (a minimal
+    distribution) gets unsigned64 as long. Returns whether unsigned_long is used. Raises
+    SinkError when Elasticsearch refuses the template or cannot be reached in time."""
+    for unsigned_long in (True, False):
+        body = index_template(registry, options.index, fields, unsigned_long=unsigned_long)
+        try:
+            retrying(lambda body=body: client.indices.put_index_template(name=options.template_name, **body),
+                     "installing the index template", retry_for=retry_for, name=name)
+        except ApiError as exc:
+            if unsigned_long and exc.meta.status == 400 and "unsigned_long" in str(exc.body):
+                log.warning("%s: this cluster has no unsigned_long field type; unsigned64 "
+                            "elements are mapped as long", name)
+                continue
+            raise SinkError(f"{name}: cannot install index template {options.template_name!r}: "
+                            f"{describe_api_error(exc)}") from exc
+        return unsigned_long
+    raise AssertionError("unreachable: the long mapping has no unsigned_long to refuse")
+
+
+def retrying(call: Callable[[], Any], what: str, *, retry_for: float, name: str = "elasticsearch") -> Any:
+    """``call()`` until it does not fail with 408, 429, a 5xx or a connection error, for
+    ``retry_for`` seconds (``math.inf``: for ever; 0: no retry), with the bulk requests' backoff.
+    Other API errors are raised to the caller; running out of time raises SinkError saying what
+    failed."""
+    deadline: float | None = None
+    pause = _BACKOFF_FIRST
+    while True:
+        try:
+            return call()
+        except ApiError as exc:
+            if exc.meta.status not in (408, 429) and exc.meta.status < 500:
+                raise
+            problem = describe_api_error(exc)
+        except TransportError as exc:
+            problem = f"{type(exc).__name__}: {exc.message}"
+        now = time.monotonic()
+        if deadline is None:
+            if retry_for <= 0:
+                raise SinkError(f"{name}: {what} failed: {problem}")
+            deadline = now + retry_for
+            log.warning("%s: %s failed (%s); retrying", name, what, problem)
+        if now >= deadline:
+            raise SinkError(f"{name}: {what} failed after retrying for {retry_for:g} s: {problem}")
+        time.sleep(min(pause * (0.5 + random.random() / 2), deadline - now))
+        pause = min(pause * 2, _BACKOFF_MAX)
+
+
+def describe_api_error(exc: ApiError) -> str:
+    """An Elasticsearch error answer as one line: ``HTTP 401 security_exception: ...``."""
+    return f"HTTP {exc.meta.status} {_describe(_error_of(exc))}"
 
 
 class _Unusable(Exception):
@@ -516,24 +549,18 @@ def _error_of(exc: ApiError) -> Any:
     return body.get("error", body) if isinstance(body, dict) else body
 
 
-def _hosts(arg: str | None) -> list[str]:
-    hosts = [h.strip() for h in (arg or "").split(",") if h.strip()]
-    if not hosts:
-        raise SinkError("elasticsearch needs at least one URL: elasticsearch:http://HOST:9200[,URL...]")
-    return [h if "://" in h else f"http://{h}" for h in hosts]
-
-
-def open_elasticsearch(arg: str | None, options: argparse.Namespace | None = None) -> ElasticsearchSink:
+def open_elasticsearch(arg: str | None, options: argparse.Namespace | None = None,
+                       context: SinkContext | None = None) -> ElasticsearchSink:
     """The factory for ``elasticsearch:URL[,URL...]``: settings from ``options`` (the parsed
-    command line, see `add_arguments`) or the defaults, the registry from ``options.registry``
-    when it holds one (so that --registry elements map by their type)."""
-    hosts = _hosts(arg)
+    command line, see `add_arguments`) or the defaults; the index template maps the registry
+    and document fields of ``context`` (so that --registry elements and derived fields map by
+    their type)."""
+    hosts = parse_hosts(arg)
     settings = ElasticsearchOptions.from_namespace(options)
-    registry = getattr(options, "registry", None)
+    context = context or SinkContext()
     name = f"elasticsearch:{','.join(hosts)}"
     client = make_client(hosts, settings)
-    return ElasticsearchSink(client, settings, name=name,
-                             registry=registry if isinstance(registry, Registry) else None)
+    return ElasticsearchSink(client, settings, name=name, registry=context.registry, fields=context.fields)
 
 
 def make_client(hosts: Sequence[str], settings: ElasticsearchOptions) -> Elasticsearch:

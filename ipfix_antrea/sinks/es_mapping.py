@@ -34,8 +34,24 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
+from ..documents.fields import (
+    BOOLEAN,
+    DATE,
+    DATE_NANOS,
+    DOUBLE,
+    ENVELOPE_FIELDS,
+    IP,
+    KEYWORD,
+    LONG,
+    OCTETS,
+    STRING,
+    UNSIGNED_LONG,
+    DocumentField,
+    copy_mapping,
+)
 from ..registry import Registry
 
 __all__ = [
@@ -51,49 +67,36 @@ __all__ = [
 #: same priority and overlapping patterns are refused, so a user's own template can take 200+.
 TEMPLATE_PRIORITY = 150
 
-_KEYWORD_IGNORE_ABOVE = 256
-_OCTETS_IGNORE_ABOVE = 4096
-
-_STRING = {"type": "text", "fields": {"keyword": {"type": "keyword", "ignore_above": _KEYWORD_IGNORE_ABOVE}}}
-_IP = {"type": "ip", "fields": {"keyword": {"type": "keyword", "ignore_above": _KEYWORD_IGNORE_ABOVE}}}
-_DATE = {"type": "date", "format": "strict_date_optional_time"}
-_DATE_NANOS = {"type": "date_nanos", "format": "strict_date_optional_time_nanos"}
-_LONG = {"type": "long"}
-_UNSIGNED_LONG = {"type": "unsigned_long"}
-_DOUBLE = {"type": "double", "ignore_malformed": True}
-_BOOLEAN = {"type": "boolean"}
-_KEYWORD = {"type": "keyword", "ignore_above": _KEYWORD_IGNORE_ABOVE}
-_OCTETS = {"type": "keyword", "ignore_above": _OCTETS_IGNORE_ABOVE}
-
 # (rule name, mapping, abstract types): one dynamic template per rule, in this order.
-_RULES: tuple[tuple[str, dict, tuple[str, ...]], ...] = (
-    ("ipfix_string", _STRING, ("string",)),
-    ("ipfix_ip", _IP, ("ipv4Address", "ipv6Address")),
-    ("ipfix_date", _DATE, ("dateTimeSeconds", "dateTimeMilliseconds")),
-    ("ipfix_date_nanos", _DATE_NANOS, ("dateTimeMicroseconds", "dateTimeNanoseconds")),
-    ("ipfix_unsigned64", _UNSIGNED_LONG, ("unsigned64",)),
-    ("ipfix_integer", _LONG, ("unsigned8", "unsigned16", "unsigned32", "signed8", "signed16",
+_RULES: tuple[tuple[str, Mapping[str, Any], tuple[str, ...]], ...] = (
+    ("ipfix_string", STRING, ("string",)),
+    ("ipfix_ip", IP, ("ipv4Address", "ipv6Address")),
+    ("ipfix_date", DATE, ("dateTimeSeconds", "dateTimeMilliseconds")),
+    ("ipfix_date_nanos", DATE_NANOS, ("dateTimeMicroseconds", "dateTimeNanoseconds")),
+    ("ipfix_unsigned64", UNSIGNED_LONG, ("unsigned64",)),
+    ("ipfix_integer", LONG, ("unsigned8", "unsigned16", "unsigned32", "signed8", "signed16",
                               "signed32", "signed64")),
-    ("ipfix_float", _DOUBLE, ("float32", "float64")),
-    ("ipfix_boolean", _BOOLEAN, ("boolean",)),
-    ("ipfix_mac", _KEYWORD, ("macAddress",)),
-    ("ipfix_octets", _OCTETS, ("octetArray",)),
+    ("ipfix_float", DOUBLE, ("float32", "float64")),
+    ("ipfix_boolean", BOOLEAN, ("boolean",)),
+    ("ipfix_mac", KEYWORD, ("macAddress",)),
+    ("ipfix_octets", OCTETS, ("octetArray",)),
 )
-_BY_TYPE: dict[str, dict] = {t: mapping for _, mapping, types in _RULES for t in types}
+_BY_TYPE: dict[str, Mapping[str, Any]] = {t: mapping for _, mapping, types in _RULES for t in types}
 
 
 def element_mapping(data_type: str, *, unsigned_long: bool = True) -> dict | None:
     """The Elasticsearch field mapping for an element of RFC 7011 abstract type ``data_type``,
     or None for the list types (their values are typed by their elements). ``unsigned_long``
     says whether the cluster has that field type (else unsigned64 maps to long)."""
-    if data_type == "unsigned64" and not unsigned_long:
-        return _copy(_LONG)
     mapping = _BY_TYPE.get(data_type)
-    return None if mapping is None else _copy(mapping)
+    return None if mapping is None else _usable(mapping, unsigned_long)
 
 
-def _copy(mapping: dict) -> dict:
-    return {k: _copy(v) if isinstance(v, dict) else v for k, v in mapping.items()}
+def _usable(mapping: Mapping[str, Any], unsigned_long: bool) -> dict:
+    """A copy of ``mapping``, with unsigned_long as long where the cluster lacks the type."""
+    if mapping.get("type") == "unsigned_long" and not unsigned_long:
+        return copy_mapping(LONG)
+    return copy_mapping(mapping)
 
 
 def _name_regex(names: Iterable[str]) -> str:
@@ -104,9 +107,13 @@ def _name_regex(names: Iterable[str]) -> str:
     return "^(?:" + "|".join(escaped) + ")$"
 
 
-def document_mappings(registry: Registry, *, unsigned_long: bool = True) -> dict:
-    """The ``mappings`` of a flow index: the document's own fields as properties, and one
-    dynamic template per Elasticsearch type for the registry's elements under ``ipfix``."""
+def document_mappings(registry: Registry, fields: Sequence[DocumentField] = ENVELOPE_FIELDS, *,
+                      unsigned_long: bool = True) -> dict:
+    """The ``mappings`` of a flow index: ``fields``, what the document stage writes (the
+    envelope and every transform's fields: `DocumentBuilder.fields`), as properties, and one
+    dynamic template per Elasticsearch type for the registry's elements under ``ipfix``. A
+    derived field named like an element (``throughput``) takes its declared mapping: properties
+    win over dynamic templates."""
     names_by_rule: dict[str, set[str]] = {rule: set() for rule, _, _ in _RULES}
     rule_of_type = {t: rule for rule, _, types in _RULES for t in types}
     # by_name: when two enterprises share a name, the decoder's choice for the name wins.
@@ -131,23 +138,26 @@ def document_mappings(registry: Registry, *, unsigned_long: bool = True) -> dict
         "path_match": "ipfix.*",
         "match_pattern": "regex",
         "match": r"^en[0-9]+:id[0-9]+$",
-        "mapping": _copy(_OCTETS),
+        "mapping": copy_mapping(OCTETS),
     }})
     return {
         # A string that happens to look like a date must not turn a field into a date.
         "date_detection": False,
         "dynamic_templates": dynamic_templates,
-        "properties": {
-            "@timestamp": _copy(_DATE),
-            "@version": _copy(_KEYWORD),
-            "type": _copy(_KEYWORD),
-            "host": _copy(_IP),
-            "ipfix": {"properties": {
-                "version": {"type": "integer"},
-                "flowset_id": {"type": "integer"},
-            }},
-        },
+        "properties": _properties(fields, unsigned_long),
     }
+
+
+def _properties(fields: Sequence[DocumentField], unsigned_long: bool) -> dict:
+    """Dotted field paths with their mappings -> Elasticsearch's nested ``properties``."""
+    properties: dict[str, Any] = {}
+    for field in fields:
+        *parents, leaf = field.path.split(".")
+        level = properties
+        for parent in parents:
+            level = level.setdefault(parent, {"properties": {}})["properties"]
+        level[leaf] = _usable(field.mapping, unsigned_long)
+    return properties
 
 
 def index_patterns_for(index: str) -> list[str]:
@@ -164,12 +174,14 @@ def index_patterns_for(index: str) -> list[str]:
     return [prefix + "*"]
 
 
-def index_template(registry: Registry, index: str, *, unsigned_long: bool = True) -> dict:
+def index_template(registry: Registry, index: str, fields: Sequence[DocumentField] = ENVELOPE_FIELDS, *,
+                   unsigned_long: bool = True) -> dict:
     """The body of ``PUT _index_template/<name>`` for indices named by ``index`` (a strftime
-    pattern such as ``flow-%Y.%m.%d``). Raises ValueError as `index_patterns_for` does."""
+    pattern such as ``flow-%Y.%m.%d``) holding documents with ``fields`` (see
+    `document_mappings`). Raises ValueError as `index_patterns_for` does."""
     return {
         "index_patterns": index_patterns_for(index),
         "priority": TEMPLATE_PRIORITY,
-        "template": {"mappings": document_mappings(registry, unsigned_long=unsigned_long)},
+        "template": {"mappings": document_mappings(registry, fields, unsigned_long=unsigned_long)},
         "_meta": {"managed_by": "ipfix-antrea", "description": "IPFIX flow documents (ipfix-collect)"},
     }

@@ -12,7 +12,8 @@ from ..units import number
 from .base import SinkError
 from .es_mapping import index_patterns_for
 
-__all__ = ["ElasticsearchOptions", "add_arguments"]
+__all__ = ["ElasticsearchOptions", "add_arguments", "add_connection_arguments", "add_index_arguments",
+           "parse_hosts"]
 
 
 @dataclass
@@ -61,6 +62,15 @@ class ElasticsearchOptions:
         _check_index_pattern(name, self.index)
 
 
+def parse_hosts(arg: str | None) -> list[str]:
+    """``URL[,URL...]`` (a scheme-less host gets ``http://``) -> the cluster's node URLs. Raises
+    SinkError when there is none."""
+    hosts = [h.strip() for h in (arg or "").split(",") if h.strip()]
+    if not hosts:
+        raise SinkError("elasticsearch needs at least one URL: elasticsearch:http://HOST:9200[,URL...]")
+    return [h if "://" in h else f"http://{h}" for h in hosts]
+
+
 def _check_index_pattern(name: str, index: str) -> None:
     """Refuse a pattern that cannot make a valid index name (Elasticsearch wants lowercase, no
     spaces or \\/*?"<>|,#:, not starting with -_+) or that cannot have a template."""
@@ -82,26 +92,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     d = ElasticsearchOptions()
     g = parser.add_argument_group(
         "elasticsearch sink (--sink elasticsearch:URL[,URL...]; every flag also as IPFIX_COLLECT_<FLAG>)")
-    g.add_argument("--es-index", metavar="PATTERN", default=d.index,
-                   help="index name: strftime of the document's @timestamp in UTC (default %(default)s); "
-                   "the index template covers the text before the first %%-directive plus * (flow-*)")
+    add_index_arguments(g)
     g.add_argument("--es-template", choices=("install", "skip"), default=d.template,
                    help="install or update the index template at start (default), or leave the "
                    "cluster's templates alone")
-    g.add_argument("--es-template-name", metavar="NAME", default=d.template_name,
-                   help="name of the index template (default %(default)s)")
-    g.add_argument("--es-user", metavar="USER", default=d.user, help="basic authentication user")
-    g.add_argument("--es-password", metavar="PASSWORD", default=d.password,
-                   help="basic authentication password (better: IPFIX_COLLECT_ES_PASSWORD)")
-    g.add_argument("--es-api-key", metavar="KEY", default=d.api_key,
-                   help="API key: the base64 form Elasticsearch returns as 'encoded', or ID:KEY "
-                   "(better: IPFIX_COLLECT_ES_API_KEY); takes precedence over --es-user")
-    g.add_argument("--es-ca", metavar="PEM", default=d.ca,
-                   help="CA certificate(s) that the servers' TLS certificates must chain to")
-    g.add_argument("--es-insecure", action="store_true", default=d.insecure,
-                   help="do not verify TLS certificates (test set-ups only)")
-    g.add_argument("--es-timeout", type=number(float, above=0), metavar="SECONDS", default=d.timeout,
-                   help="per-request timeout (default %(default)s); a timed-out request is retried")
+    add_connection_arguments(g)
     g.add_argument("--es-ids", choices=("auto", "derived"), default=d.ids,
                    help="document ids: assigned by Elasticsearch (auto, the default and fastest), or "
                    "derived from exporter, domain, export time, sequence number and record index, "
@@ -122,3 +117,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="how long to keep retrying a request that fails with 429, a 5xx or a "
                    "connection error; then its documents go to the dead-letter file and the sink "
                    "fails (default 0 = for ever)")
+
+
+def add_index_arguments(group: argparse._ActionsContainer) -> None:
+    """--es-index and --es-template-name: which indices, which index template (the sink's and
+    ``ipfix-collect setup``'s)."""
+    d = ElasticsearchOptions()
+    group.add_argument("--es-index", metavar="PATTERN", default=d.index,
+                       help="index name: strftime of the document's @timestamp in UTC (default %(default)s); "
+                       "the index template covers the text before the first %%-directive plus * (flow-*)")
+    group.add_argument("--es-template-name", metavar="NAME", default=d.template_name,
+                       help="name of the index template (default %(default)s)")
+
+
+def add_connection_arguments(group: argparse._ActionsContainer) -> None:
+    """How to reach and log in to Elasticsearch (the sink's and ``ipfix-collect setup``'s)."""
+    d = ElasticsearchOptions()
+    group.add_argument("--es-user", metavar="USER", default=d.user, help="basic authentication user")
+    group.add_argument("--es-password", metavar="PASSWORD", default=d.password,
+                       help="basic authentication password (better: IPFIX_COLLECT_ES_PASSWORD)")
+    group.add_argument("--es-api-key", metavar="KEY", default=d.api_key,
+                       help="API key: the base64 form Elasticsearch returns as 'encoded', or ID:KEY "
+                       "(better: IPFIX_COLLECT_ES_API_KEY); takes precedence over --es-user")
+    group.add_argument("--es-ca", metavar="PEM", default=d.ca,
+                       help="CA certificate(s) that the servers' TLS certificates must chain to")
+    group.add_argument("--es-insecure", action="store_true", default=d.insecure,
+                       help="do not verify TLS certificates (test set-ups only)")
+    group.add_argument("--es-timeout", type=number(float, above=0), metavar="SECONDS", default=d.timeout,
+                       help="per-request timeout (default %(default)s); a timed-out request is retried")

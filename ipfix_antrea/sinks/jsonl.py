@@ -20,7 +20,7 @@ import os
 import time
 from collections.abc import Callable, Sequence
 
-from .base import SinkError, serialize
+from .base import SinkBase, SinkContext, SinkError, serialize
 from ..units import parse_duration, parse_keep, parse_size
 from .rotation import Housekeeper, RotatedNames, fsync_directory, next_boundary
 
@@ -29,7 +29,7 @@ __all__ = ["JsonLinesSink", "add_jsonl_arguments", "open_jsonl"]
 _OPEN_FLAGS = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
 
 
-class JsonLinesSink:
+class JsonLinesSink(SinkBase):
     """One JSON document per line, appended to ``path`` (created if missing).
 
     ``rotate_size`` (bytes) rotates the file before a batch would take it past that size;
@@ -238,9 +238,10 @@ def add_jsonl_arguments(parser: argparse.ArgumentParser) -> None:
                             "close, so that flushed documents survive a power loss")
 
 
-def open_jsonl(arg: str | None, options: argparse.Namespace | None = None) -> JsonLinesSink:
+def open_jsonl(arg: str | None, options: argparse.Namespace | None = None,
+               context: SinkContext | None = None) -> JsonLinesSink:
     """The ``jsonl:PATH`` factory: reads the ``--jsonl-*`` flags from ``options`` (defaults when
-    None or absent)."""
+    None or absent). JSON lines need nothing from ``context``."""
     if not arg:
         raise SinkError("jsonl needs a file name: jsonl:PATH")
     rotate_size = getattr(options, "jsonl_rotate_size", None)

@@ -9,7 +9,7 @@ import argparse
 import sys
 from typing import BinaryIO
 
-from .base import SinkError, StreamSink
+from .base import SinkContext, SinkError, StreamSink
 
 __all__ = ["StdoutSink", "open_stdout"]
 
@@ -23,7 +23,9 @@ class StdoutSink(StreamSink):
         super().__init__(stream, name="stdout", owns_stream=False)
 
 
-def open_stdout(arg: str | None, options: argparse.Namespace | None = None) -> StdoutSink:
+def open_stdout(arg: str | None, options: argparse.Namespace | None = None,
+                context: SinkContext | None = None) -> StdoutSink:
+    """The ``stdout`` factory: takes no argument, no flags, nothing from ``context``."""
     if arg not in (None, "", "-"):
         raise SinkError(f"stdout takes no argument (got 'stdout:{arg}'); use jsonl:PATH for a file")
     return StdoutSink()
