@@ -77,6 +77,21 @@ def test_a_resent_template_is_resolved_again_after_the_registry_changed():
     assert s.stats.templates_redefined == 1
 
 
+def test_a_resent_template_is_resolved_again_by_a_registry_given_to_the_session():
+    private = InformationElement("podColour", 7, enterprise=32473, data_type="string")
+    enc = Encoder(1, export_time=lambda: 0)
+    enc.registry.add(private)
+    enc.add_template(256, ["sourceIPv4Address", "podColour"])
+    first, second = default_registry(), default_registry()
+    first.add(first.get(0, 8))  # as many changes as `second` will have: only identity tells them apart
+    second.add(private)
+    s = Session(first)
+    s.decode_datagram(enc.template_messages()[0])
+    s.registry = second
+    s.decode_datagram(enc.template_messages()[0])
+    assert s.template(1, 256).names == ("sourceIPv4Address", "podColour")
+
+
 def test_a_resent_template_refreshes_its_udp_lifetime_without_an_event():
     enc = exporter(FA_LIKE)
     s = Session(template_lifetime=100)
