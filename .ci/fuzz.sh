@@ -29,7 +29,7 @@ fuzz_decoder() {
         else
             status=1
             echo "error: fuzz target '$target' failed; the end of its log:" >&2
-            tail -n 60 "$dir/log" >&2
+            grep -v -E '^#[0-9]+[[:space:]]' "$dir/log" | tail -n 60 >&2  # not the progress
         fi
         for artifact in "$dir"/artifacts/*; do
             [ -e "$artifact" ] || continue

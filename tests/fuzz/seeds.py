@@ -5,8 +5,9 @@
   send order;
 - the bundled Flow Aggregator sample (``ipfix_antrea/data/sample-flow-aggregator.ipfix``);
 - encoder output: a template of every abstract type with reduced sizes and long variable-length
-  values, RFC 6313 lists, an options template, two observation domains, a redefinition, a
-  withdrawal, and templates refreshed in front of data, in 512-octet messages.
+  values, RFC 6313 lists (nested, a template that carries itself, and once deeper than the
+  decoder allows), an options template, two observation domains, a redefinition, a withdrawal,
+  and templates refreshed in front of data, in 512-octet messages.
 
 Each seed is ``CONTROL`` zero octets and the octets. Run as a script to write them::
 
@@ -25,6 +26,7 @@ from corpus import all_sessions  # noqa: E402
 from targets import CONTROL  # noqa: E402
 
 from ipfix_antrea import BasicList, Encoder, SubTemplateList, SubTemplateMultiList  # noqa: E402
+from ipfix_antrea.structured import MAX_NESTING  # noqa: E402
 
 SAMPLE = Path(__file__).resolve().parents[2] / "ipfix_antrea" / "data" / \
     "sample-flow-aggregator.ipfix"
@@ -53,12 +55,19 @@ def encoder_stream() -> bytes:
     enc.add_template(258, ["basicList", "subTemplateList", "subTemplateMultiList"])
     enc.add_template(259, ["templateId", "exportingProcessId", "exportedMessageTotalCount"],
                      scope_count=2)
+    enc.add_template(260, ["subTemplateList", ("octetDeltaCount", 1)])  # carries itself
+    enc.add_template(261, ["basicList", "subTemplateMultiList"])
     ports = BasicList(enc.registry.by_name("destinationTransportPort"), [80, 443], 3, 2)
     lists = (ports, SubTemplateList(257, [("10.0.0.2", 53)], 4),
              SubTemplateMultiList([SubTemplateList(257, [("10.0.0.3", 80)])], 1))
     messages = enc.encode(256, [tuple(v for _, v in EVERY_TYPE)] * 2)
     messages += enc.encode(258, [lists])
     messages += enc.encode(259, [(256, 9, 1234)])
+    stl = enc.registry.by_name("subTemplateList")
+    messages += enc.encode(260, [(nested(3), 1), (nested(MAX_NESTING + 1), 2)])
+    messages += enc.encode(261, [(BasicList(stl, [SubTemplateList(257, [("10.0.0.6", 8)])], 3),
+                                  SubTemplateMultiList([SubTemplateList(260, [(nested(1), 7)])],
+                                                       1))])
     other = Encoder(2, export_time=lambda: 1_700_000_001)
     other.add_template(256, ["sourceIPv4Address", "octetDeltaCount"])
     messages += other.template_messages() + other.encode(256, [("10.0.0.9", 1)])
@@ -68,6 +77,14 @@ def encoder_stream() -> bytes:
     now[0] = 600.0
     messages += enc.encode(257, [("10.0.0.5",)] * 3)  # refreshed in front of the data
     return b"".join(messages)
+
+
+def nested(depth: int) -> SubTemplateList:
+    """A subTemplateList of template 260 with ``depth`` more lists of 260 inside it."""
+    value = SubTemplateList(257, [("10.0.0.1", 1)])
+    for i in range(depth):
+        value = SubTemplateList(260, [(value, i)])
+    return value
 
 
 def seeds() -> dict[str, bytes]:
