@@ -2,7 +2,8 @@
 
 The template is the Flow Aggregator's IPv4 template at Antrea HEAD in Aggregate mode (the default)
 with the default record contents (Kubernetes names on, UIDs off): 70 information elements in the
-order the Flow Aggregator's IPFIX exporter writes them (shared/docs/antrea-facts.md, section 1.4).
+order the Flow Aggregator's IPFIX exporter writes them (antrea-io/antrea,
+`pkg/flowaggregator/infoelements/elements.go` and `pkg/flowaggregator/exporter/ipfix.go`).
 `FA_AGGREGATE_IPV4` below is the only place that order is written down.
 
 Record values are made up but shaped like a real cluster's: Deployment Pods with ReplicaSet-hash

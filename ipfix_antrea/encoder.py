@@ -106,7 +106,7 @@ class Encoder:
         for template_id in ids:
             template = self._templates[template_id]
             set_id = OPTIONS_TEMPLATE_SET_ID if template.is_options else TEMPLATE_SET_ID
-            units.append((set_id, _template_record(template)))
+            units.append((set_id, template_record(template)))
         messages = self._pack(units)
         now = self._clock()  # only once the messages exist: a refused call sends nothing
         for template_id in ids:
@@ -209,7 +209,8 @@ def _natural_length(element: InformationElement) -> int:
     return VARIABLE_LENGTH if natural is None else natural
 
 
-def _template_record(template: Template) -> bytes:
+def template_record(template: Template) -> bytes:
+    """The wire form of ``template``: its (options) template record, RFC 7011 §3.4.1 and §3.4.2."""
     fields = [{"id": {"enterprise_bit": f.element.enterprise != 0,
                       "element_id": f.element.element_id},
                "length": f.length,

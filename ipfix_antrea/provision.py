@@ -60,11 +60,16 @@ def install_template(hosts: Sequence[str], settings: ElasticsearchOptions, regis
     """Installs (or replaces) the index template on the cluster at ``hosts``; ``settings`` are
     the Elasticsearch sink's (`ElasticsearchOptions`: index pattern, template name, credentials,
     TLS). Returns whether the cluster has the unsigned_long type. Raises SinkError."""
-    # The client library is a collector dependency: imported when setup runs, as the sink does.
-    from elasticsearch import ApiError
-
     from .sinks.base import SinkError
-    from .sinks.elasticsearch import describe_api_error, install_index_template, make_client, retrying
+
+    # The client library is a collector extra: imported when setup runs, as the sink does.
+    try:
+        from elasticsearch import ApiError
+
+        from .sinks.elasticsearch import describe_api_error, install_index_template, make_client, retrying
+    except ImportError as exc:
+        raise SinkError(f"elasticsearch: setup needs the elasticsearch client ({exc.name} is not "
+                        "installed): pip install 'ipfix-antrea[collector]'") from None
 
     where = ", ".join(hosts)
     client = make_client(hosts, settings)

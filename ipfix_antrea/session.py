@@ -18,12 +18,14 @@ from __future__ import annotations
 import struct
 import time
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from construct import ConstructError
 
 from . import events as ev
+from .encoder import template_record
 from .errors import DecodeError
 from .record import Record
 from .registry import Registry, default_registry
@@ -72,6 +74,23 @@ class SessionStats:
     missing_records: int = 0
     out_of_order: int = 0
     nonzero_padding: int = 0
+
+
+@dataclass(frozen=True)
+class SavedTemplate:
+    """A template in its wire form, as :meth:`Session.export_templates` gives it and
+    :meth:`Session.import_templates` takes it: to carry a session's templates across a restart.
+
+    ``record`` is the (options) template record exactly as RFC 7011 §3.4.1/§3.4.2 lays it out
+    (what the exporter sent), so that importing parses it with the same declarations and checks
+    as a template that arrives. ``age`` is how many seconds ago the exporter last sent it, for
+    sessions whose templates expire (UDP); ``None`` where they do not.
+    """
+
+    observation_domain_id: int
+    record: bytes
+    options: bool = False  # an options template record (set id 3)
+    age: float | None = None
 
 
 @dataclass
@@ -168,13 +187,24 @@ class Session:
         return records
 
     def end_of_stream(self) -> None:
-        """Says the stream has ended; raises :class:`DecodeError` if a partial message is left."""
+        """Says the stream has ended: :meth:`close`, then :class:`DecodeError` if a partial
+        message is left."""
+        self.close()
         if self._buffer:
             left = len(self._buffer)
             offset = self._stream_offset
             self._buffer = bytearray()
             self.stats.malformed_messages += 1
             raise DecodeError(f"stream ended inside a message ({left} octets left over)", offset)
+
+    def close(self) -> None:
+        """Says the transport session is over (a stream ended, a UDP exporter is forgotten):
+        the data sets still waiting for their template never will be decoded. Each is dropped,
+        counted in ``pending_dropped_sets`` and reported as a
+        :class:`~ipfix_antrea.events.PendingSetDropped` with ``session_ended``. Calling it again
+        drops nothing more."""
+        while self._held:
+            self._drop_held(session_ended=True)
 
     @property
     def buffered(self) -> int:
@@ -223,6 +253,68 @@ class Session:
     def templates(self) -> dict[tuple[int, int], Template]:
         """A copy of the current templates, keyed by (observation domain, template id)."""
         return dict(self._templates)
+
+    def export_templates(self, now: float | None = None) -> list[SavedTemplate]:
+        """The current templates in their wire form, with their age at ``now`` (the clock of
+        :meth:`decode_datagram`); templates whose lifetime has run out are left out."""
+        if now is None and self.template_lifetime is not None:
+            now = time.monotonic()
+        saved = []
+        for key, template in self._templates.items():
+            age = None
+            if self.template_lifetime is not None:
+                age = max(now - self._refreshed[key], 0.0)
+                if age > self.template_lifetime:
+                    continue
+            saved.append(SavedTemplate(key[0], template_record(template), template.is_options, age))
+        return saved
+
+    def import_templates(self, templates: Iterable[SavedTemplate],
+                         now: float | None = None) -> list[Record]:
+        """Installs templates saved by :meth:`export_templates`, as if each had arrived ``age``
+        seconds before ``now``: one whose lifetime ran out meanwhile is skipped, the others
+        expire when they would have. Each record is checked as one that arrives on the wire
+        (the construct declaration, reserved ids, ``max_template_fields``...) and reported and
+        counted like one (:class:`~ipfix_antrea.events.TemplateAdded`). Returns the records of
+        held data sets the templates released (none on a new session).
+
+        Raises :class:`DecodeError` for a record that is not exactly one valid (options)
+        template record; the templates before it stay installed, and the error's ``records``
+        holds what they released.
+        """
+        if now is None and self.template_lifetime is not None:
+            now = time.monotonic()
+        out: list[Record] = []
+        for saved in templates:
+            age = max(saved.age or 0.0, 0.0)
+            if self.template_lifetime is not None and age > self.template_lifetime:
+                continue  # it expired while it was away
+            record, domain = saved.record, saved.observation_domain_id
+            declaration = OptionsTemplateRecord if saved.options else TemplateRecord
+            try:
+                try:
+                    parsed: Any = declaration.parse(record)
+                    size = len(declaration.build(parsed))
+                except ConstructError:
+                    raise DecodeError(f"saved template record of {len(record)} octets is cut short "
+                                      "or not a template record", 0) from None
+                if size != len(record) or not parsed.field_count:
+                    raise DecodeError(f"saved template {parsed.template_id} is not one template "
+                                      f"record ({len(record)} octets, {parsed.field_count} fields)", 0)
+                self._template_set(record, 0, len(record), OPTIONS_TEMPLATE_SET_ID if saved.options
+                                   else TEMPLATE_SET_ID, domain, 0,
+                                   None if now is None else now - age, out)
+            except DecodeError as exc:
+                exc.records = out
+                raise
+        return out
+
+    def reset_sequence_numbers(self) -> None:
+        """Forgets the sequence number expected next in every domain, so that the next message
+        of each starts the count again. For a collector that keeps one session across transport
+        sessions (UDP templates scoped by exporter address): an exporter that restarted on a new
+        source port counts from its own beginning, which is no gap."""
+        self._next_sequence.clear()
 
     def expire_templates(self, now: float) -> int:
         """Expires every template not refreshed within the lifetime; returns how many."""
@@ -379,11 +471,15 @@ class Session:
         self._held_octets += len(held.body)
         while self._held and (len(self._held) > self.max_pending_sets
                               or self._held_octets > self.max_pending_octets):
-            dropped = self._held.popleft()
-            self._held_octets -= len(dropped.body)
-            stats.pending_dropped_sets += 1
-            self._events.append(ev.PendingSetDropped(dropped.observation_domain_id,
-                                                     dropped.template_id))
+            self._drop_held(session_ended=False)
+
+    def _drop_held(self, *, session_ended: bool) -> None:
+        """Drops the oldest held data set, counted and reported."""
+        dropped = self._held.popleft()
+        self._held_octets -= len(dropped.body)
+        self.stats.pending_dropped_sets += 1
+        self._events.append(ev.PendingSetDropped(dropped.observation_domain_id,
+                                                 dropped.template_id, session_ended))
 
     def _release_held(self, domain: int, out: list[Record]) -> None:
         """Decodes the held sets of ``domain`` whose templates (and sub-templates) are known."""

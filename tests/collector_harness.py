@@ -17,6 +17,7 @@ from ipfix_antrea.inputs import open_input
 from ipfix_antrea.inputs.allow import AllowList
 from ipfix_antrea.monitor import RunSummary
 from ipfix_antrea.service import Collector
+from ipfix_antrea.sinks import SinkBase
 
 EXPORT_TIME = 1714564800  # 2024-05-01T12:00:00Z
 FIELDS = ["flowStartSeconds", "flowEndSeconds", "sourceIPv4Address", "destinationIPv4Address",
@@ -46,7 +47,7 @@ def messages(n: int, *, domain: int = 7, per_message: int = 10, max_size: int = 
     return out
 
 
-class MemorySink:
+class MemorySink(SinkBase):
     """Keeps documents in memory; `hold()` makes writes wait until `release()`."""
 
     name = "memory"
@@ -99,12 +100,16 @@ class RunningCollector:
     """``with RunningCollector(["udp://127.0.0.1:0"]) as c:`` -> send to ``c.port("udp")``."""
 
     def __init__(self, specs: Sequence, sink=None, *, allow: Sequence[str] = (),
-                 queue_records: int = 100_000, flush_interval: float = 0.05, **opts) -> None:
-        """``specs``: input specs, or inputs already built (to set what the command line cannot)."""
+                 queue_records: int = 100_000, flush_interval: float = 0.05, sinks: Sequence = (),
+                 metrics_listen: str | None = None, max_exporters: int = 50, **opts) -> None:
+        """``specs``: input specs, or inputs already built (to set what the command line cannot).
+        ``sink`` is the first sink (default: a `MemorySink`), ``sinks`` more after it."""
         self.sink = sink if sink is not None else MemorySink()
         inputs = [open_input(s, options=options(**opts)) if isinstance(s, str) else s for s in specs]
-        self.collector = Collector(inputs, self.sink, allow=AllowList(allow), queue_records=queue_records,
-                                   flush_interval=flush_interval, status_interval=0)
+        self.collector = Collector(inputs, [self.sink, *sinks], allow=AllowList(allow),
+                                   queue_records=queue_records, flush_interval=flush_interval,
+                                   status_interval=0, metrics_listen=metrics_listen,
+                                   max_exporters=max_exporters)
         self.summary: RunSummary | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread = threading.Thread(target=self._main, daemon=True)
@@ -118,7 +123,7 @@ class RunningCollector:
 
     def __enter__(self) -> RunningCollector:
         self._thread.start()
-        assert self.collector.ready.wait(10), "collector did not start"
+        assert self.collector.started.wait(10), "collector did not start"
         return self
 
     def port(self, scheme: str) -> int:

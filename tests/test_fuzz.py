@@ -8,8 +8,9 @@ set ids changed, messages shortened with a consistent header) and feeds the resu
 ``Session.feed`` (in random chunks) and ``Session.decode_datagram``. Every call runs under an
 alarm and the hypothesis deadline; afterwards the events and the stats counters must tell the
 same story (``session_checks``, shared with the coverage-guided harness in ``tests/fuzz/``).
-The explicit half replays the go-ipfix malformed vectors (shared/docs/antrea-facts.md §5.3)
-and hand-made framing cases, each checking the error, its offset and the counters.
+The explicit half replays the go-ipfix malformed vectors (vmware/go-ipfix
+pkg/collector/process_test.go) and hand-made framing cases, each checking the error, its offset
+and the counters.
 """
 
 from __future__ import annotations

@@ -17,16 +17,26 @@
 # `put` waits for room in the delivery queue (stream transports: waiting stops reading, which is
 # TCP backpressure), `offer` does not (UDP: a refused batch is dropped and counted), and `report`
 # counts a problem with one exporter and logs it once per kind.
+#
+# Inputs are plugins, as sinks are: a scheme registers its factory and, when it has settings of
+# its own, an ``add_arguments(parser)`` hook adding its flags (prefixed with its scheme:
+# ``--udp-rcvbuf``, ``--tls-cert``; ``--state-dir`` of udp and ``--progress`` of file and pcap
+# are not, the first because deployments already set IPFIX_COLLECT_STATE_DIR). Its factory reads them from the parsed command line into a
+# typed settings object (``UdpSettings.from_namespace``), or takes the defaults for a library
+# caller. What every input's sessions share -- the template lifetime for UDP and captures, the
+# cap on template size -- is this package's own `SessionSettings`. The command line knows none of
+# them by name: `add_arguments` adds them all.
 from __future__ import annotations
 
+import argparse
 import functools
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-if TYPE_CHECKING:
-    import argparse
+from ..units import number
 
+if TYPE_CHECKING:
     from ipfix_antrea import Event, Record, Registry, Session, SessionStats
 
 __all__ = [
@@ -41,8 +51,15 @@ __all__ = [
     "input_schemes",
     "open_input",
     "session_factory",
+    "add_arguments",
+    "SessionSettings",
+    "DEFAULT_TEMPLATE_LIFETIME",
+    "DEFAULT_MAX_TEMPLATE_FIELDS",
     "FileInput",
 ]
+
+DEFAULT_TEMPLATE_LIFETIME = 1800.0  # three times Antrea's UDP template refresh
+DEFAULT_MAX_TEMPLATE_FIELDS = 1024  # Antrea's largest template has about 100
 
 
 class InputError(Exception):
@@ -118,6 +135,11 @@ class Listener(Protocol):
         """The counters of the sessions still open."""
         ...
 
+    def sessions(self) -> dict[str, Session]:
+        """The sessions open now, by the key `Intake.session_started` was given (for the
+        metrics and the templates view; called on the event loop)."""
+        ...
+
 
 @dataclass(frozen=True)
 class InputSpec:
@@ -155,6 +177,7 @@ class InputSpec:
 
 
 InputFactory = Callable[..., "Input | Listener"]  # factory(spec, *, registry, options)
+AddArguments = Callable[[argparse.ArgumentParser], None]
 
 
 @dataclass(frozen=True)
@@ -164,15 +187,18 @@ class InputScheme:
     network: bool  # True: SCHEME://HOST:PORT; False: SCHEME:PATH
     usage: str
     help: str
+    add_arguments: AddArguments | None = None  # adds the input's own flags to the command line
 
 
 _SCHEMES: dict[str, InputScheme] = {}
 
 
-def register_input(scheme: str, factory: InputFactory, *, network: bool, usage: str, help: str) -> None:
+def register_input(scheme: str, factory: InputFactory, *, network: bool, usage: str, help: str,
+                   add_arguments: AddArguments | None = None) -> None:
     """Make specs with ``scheme`` open ``factory(spec, registry=..., options=...)``; ``options``
-    is the parsed command line (None for library callers). Re-registering replaces."""
-    _SCHEMES[scheme.lower()] = InputScheme(scheme.lower(), factory, network, usage, help)
+    is the parsed command line (None for library callers). Re-registering replaces; schemes
+    that share flags (tcp and tls) give the hook once."""
+    _SCHEMES[scheme.lower()] = InputScheme(scheme.lower(), factory, network, usage, help, add_arguments)
 
 
 def input_schemes() -> list[InputScheme]:
@@ -201,14 +227,50 @@ def parse_input_spec(text: str) -> InputSpec:
     return InputSpec(scheme, rest, options, text)
 
 
-def session_factory(registry: Registry | None, options: argparse.Namespace | None, *,
-                    template_lifetime: float | None = None) -> Callable[[], Session]:
-    """How a network input makes the `Session` of each new exporter: the registry, the
-    transport's template lifetime and the ``--max-template-fields`` cap."""
+@dataclass(frozen=True)
+class SessionSettings:
+    """What the sessions of every input share; the defaults are those of the command line."""
+
+    #: UDP (and captured UDP) templates expire this long after they were last sent.
+    template_lifetime: float = DEFAULT_TEMPLATE_LIFETIME
+    #: Templates with more fields are refused as malformed (0: no limit).
+    max_template_fields: int = DEFAULT_MAX_TEMPLATE_FIELDS
+
+    @classmethod
+    def from_namespace(cls, options: argparse.Namespace | None) -> SessionSettings:
+        """The settings from a parsed command line, or the defaults (None, or flags absent)."""
+        return cls(getattr(options, "template_lifetime", DEFAULT_TEMPLATE_LIFETIME),
+                   getattr(options, "max_template_fields", DEFAULT_MAX_TEMPLATE_FIELDS))
+
+
+def _add_session_arguments(parser: argparse.ArgumentParser) -> None:
+    d = SessionSettings()
+    g = parser.add_argument_group("sessions (every input)")
+    g.add_argument("--template-lifetime", type=number(float, above=0), default=d.template_lifetime,
+                   metavar="SECONDS", help="UDP templates expire this long after they were last "
+                   f"sent (default {d.template_lifetime:.0f}: three times Antrea's refresh)")
+    g.add_argument("--max-template-fields", type=number(int, minimum=0), default=d.max_template_fields,
+                   metavar="N", help="refuse templates with more fields than this from network "
+                   f"exporters and captures (default {d.max_template_fields}; 0: no limit); compiling a "
+                   "new template costs about 50 µs per field")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Every input's flags: the sessions' own, then each scheme's."""
+    _add_session_arguments(parser)
+    for scheme in _SCHEMES.values():
+        if scheme.add_arguments is not None:
+            scheme.add_arguments(parser)
+
+
+def session_factory(registry: Registry | None, settings: SessionSettings, *,
+                    expiring: bool = False) -> Callable[[], Session]:
+    """How an input makes the `Session` of each new exporter: the registry, the template
+    lifetime when the transport's templates expire (UDP), and the template size cap."""
     from ipfix_antrea import Session
 
-    kwargs: dict = {"template_lifetime": template_lifetime,
-                    "max_template_fields": getattr(options, "max_template_fields", None) or None}
+    kwargs: dict = {"template_lifetime": settings.template_lifetime if expiring else None,
+                    "max_template_fields": settings.max_template_fields or None}
     if registry is not None:
         kwargs["registry"] = registry
     return functools.partial(Session, **kwargs)
@@ -224,20 +286,33 @@ def open_input(spec: str | InputSpec, *, registry: Registry | None = None,
 
 
 from .file import FileInput, open_file  # noqa: E402 - registers after the registry exists
-from .pcap import open_pcap  # noqa: E402
 
-register_input("file", open_file, network=False, usage="file:PATH",
+
+def _open_pcap(spec: InputSpec, *, registry: Registry | None = None,
+               options: argparse.Namespace | None = None) -> Input:
+    # dpkt, which reads captures, is a collector extra: only runs with a pcap: input need it.
+    try:
+        from .pcap import open_pcap
+    except ImportError as exc:
+        raise InputError(f"{spec}: reading captures needs dpkt ({exc.name} is not installed): "
+                         "pip install 'ipfix-antrea[collector]'") from None
+    return open_pcap(spec, registry=registry, options=options)
+
+
+from .progress import add_progress_arguments  # noqa: E402
+
+register_input("file", open_file, network=False, usage="file:PATH", add_arguments=add_progress_arguments,
                help="a file of concatenated IPFIX messages (RFC 5655 files too); file:- reads stdin")
-register_input("pcap", open_pcap, network=False, usage="pcap:PATH",
+register_input("pcap", _open_pcap, network=False, usage="pcap:PATH",
                help="IPFIX over UDP and TCP replayed from a pcap or pcapng capture, one session per "
                "flow; pcap:PATH?port=4739 takes only that port")
 
-from .tcp import open_tcp, open_tls  # noqa: E402
-from .udp import open_udp  # noqa: E402
+from .tcp import add_tls_arguments, open_tcp, open_tls  # noqa: E402
+from .udp import add_udp_arguments, open_udp  # noqa: E402
 
-register_input("udp", open_udp, network=True, usage="udp://HOST:PORT",
+register_input("udp", open_udp, network=True, usage="udp://HOST:PORT", add_arguments=add_udp_arguments,
                help="listen for IPFIX over UDP (one session per exporter; options ?rcvbuf=8M&reuseport=1)")
 register_input("tcp", open_tcp, network=True, usage="tcp://HOST:PORT",
                help="accept IPFIX over TCP (one session per connection)")
-register_input("tls", open_tls, network=True, usage="tls://HOST:PORT",
+register_input("tls", open_tls, network=True, usage="tls://HOST:PORT", add_arguments=add_tls_arguments,
                help="accept IPFIX over TLS (TCP); needs --tls-cert/--tls-key, --tls-client-ca for mTLS")

@@ -17,18 +17,20 @@ import argparse
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .base import FanOut, Sink, SinkContext, SinkError, StreamSink, serialize
+from .base import Histogram, HistogramSnapshot, Sink, SinkBase, SinkContext, SinkError, StreamSink, serialize
 from .es_options import add_arguments as _es_arguments
 from .jsonl import JsonLinesSink, add_jsonl_arguments, open_jsonl
 from .stdout import StdoutSink, open_stdout
 
 __all__ = [
     "Sink",
+    "SinkBase",
     "SinkContext",
     "SinkError",
     "SinkSpec",
     "StreamSink",
-    "FanOut",
+    "Histogram",
+    "HistogramSnapshot",
     "JsonLinesSink",
     "StdoutSink",
     "serialize",
@@ -103,9 +105,13 @@ register_sink("stdout", open_stdout, usage="stdout",
 
 
 def _open_elasticsearch(arg: str | None, options: argparse.Namespace | None, context: SinkContext) -> Sink:
-    # The client library takes about 0.3 s to import: only runs with this sink pay for it.
-    from .elasticsearch import open_elasticsearch
-
+    # The client library takes about 0.3 s to import, and is a collector extra: only runs with
+    # this sink pay for it, or need it.
+    try:
+        from .elasticsearch import open_elasticsearch
+    except ImportError as exc:
+        raise SinkError(f"elasticsearch: the sink needs the elasticsearch client ({exc.name} is not "
+                        "installed): pip install 'ipfix-antrea[collector]'") from None
     return open_elasticsearch(arg, options, context)
 
 

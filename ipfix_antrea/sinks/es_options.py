@@ -12,7 +12,8 @@ from ..units import number
 from .base import SinkError
 from .es_mapping import index_patterns_for
 
-__all__ = ["ElasticsearchOptions", "add_arguments", "add_connection_arguments", "add_index_arguments"]
+__all__ = ["ElasticsearchOptions", "add_arguments", "add_connection_arguments", "add_index_arguments",
+           "parse_hosts"]
 
 
 @dataclass
@@ -61,6 +62,15 @@ class ElasticsearchOptions:
         _check_index_pattern(name, self.index)
 
 
+def parse_hosts(arg: str | None) -> list[str]:
+    """``URL[,URL...]`` (a scheme-less host gets ``http://``) -> the cluster's node URLs. Raises
+    SinkError when there is none."""
+    hosts = [h.strip() for h in (arg or "").split(",") if h.strip()]
+    if not hosts:
+        raise SinkError("elasticsearch needs at least one URL: elasticsearch:http://HOST:9200[,URL...]")
+    return [h if "://" in h else f"http://{h}" for h in hosts]
+
+
 def _check_index_pattern(name: str, index: str) -> None:
     """Refuse a pattern that cannot make a valid index name (Elasticsearch wants lowercase, no
     spaces or \\/*?"<>|,#:, not starting with -_+) or that cannot have a template."""
@@ -84,8 +94,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "elasticsearch sink (--sink elasticsearch:URL[,URL...]; every flag also as IPFIX_COLLECT_<FLAG>)")
     add_index_arguments(g)
     g.add_argument("--es-template", choices=("install", "skip"), default=d.template,
-                   help="install or update the index template at start (default), or leave the "
-                   "cluster's templates alone")
+                   help="install or update the index template before the first document (default; "
+                   "in the background, so the collector does not wait for Elasticsearch), or leave "
+                   "the cluster's templates alone")
     add_connection_arguments(g)
     g.add_argument("--es-ids", choices=("auto", "derived"), default=d.ids,
                    help="document ids: assigned by Elasticsearch (auto, the default and fastest), or "
@@ -93,7 +104,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    "so that a replay does not store a record twice")
     g.add_argument("--es-dead-letter", metavar="PATH", default=d.dead_letter,
                    help="JSON Lines file (appended) for documents Elasticsearch refuses or that could "
-                   "not be delivered, each with the reason (default %(default)s)")
+                   "not be delivered, each with the reason; created, with its directory, when the first "
+                   "document has to go there (default %(default)s)")
     g.add_argument("--es-batch-docs", type=number(int, minimum=1), metavar="N", default=d.batch_docs,
                    help="documents per bulk request at most (default %(default)s)")
     g.add_argument("--es-batch-bytes", type=number(int, minimum=1), metavar="BYTES", default=d.batch_bytes,
@@ -105,8 +117,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    "collector waits (backpressure)")
     g.add_argument("--es-retry-for", type=number(float, minimum=0), metavar="SECONDS", default=d.retry_for,
                    help="how long to keep retrying a request that fails with 429, a 5xx or a "
-                   "connection error; then its documents go to the dead-letter file and the sink "
-                   "fails (default 0 = for ever)")
+                   "connection error, and the index template while Elasticsearch is not up yet; then "
+                   "the documents go to the dead-letter file and the sink fails (default 0 = for ever)")
 
 
 def add_index_arguments(group: argparse._ActionsContainer) -> None:

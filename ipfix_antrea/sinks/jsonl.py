@@ -20,7 +20,7 @@ import os
 import time
 from collections.abc import Callable, Sequence
 
-from .base import SinkContext, SinkError, serialize
+from .base import SinkBase, SinkContext, SinkError, serialize
 from ..units import parse_duration, parse_keep, parse_size
 from .rotation import Housekeeper, RotatedNames, fsync_directory, next_boundary
 
@@ -29,7 +29,7 @@ __all__ = ["JsonLinesSink", "add_jsonl_arguments", "open_jsonl"]
 _OPEN_FLAGS = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
 
 
-class JsonLinesSink:
+class JsonLinesSink(SinkBase):
     """One JSON document per line, appended to ``path`` (created if missing).
 
     ``rotate_size`` (bytes) rotates the file before a batch would take it past that size;
