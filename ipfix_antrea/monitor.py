@@ -25,6 +25,7 @@ from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING
 
 from .events import MalformedSet
+from .session import MAX_UNKNOWN_NAMES
 
 if TYPE_CHECKING:
     from .events import Event
@@ -63,12 +64,17 @@ def plural(n: int, noun: str) -> str:
 
 
 def add_stats(total: Counter, names: set[str], stats: SessionStats) -> None:
-    """Add one SessionStats into ``total``: every integer counter, and the unknown names."""
+    """Add one SessionStats into ``total``: every integer counter, and the unknown names while
+    ``names`` holds fewer than `MAX_UNKNOWN_NAMES` (exporters that come and go with ever new
+    elements must not grow it without end)."""
     for f in fields(stats):
         value = getattr(stats, f.name)
         if isinstance(value, int) and not isinstance(value, bool):
             total[f.name] += value
-    names.update(stats.unknown_element_names)
+    for name in stats.unknown_element_names:
+        if len(names) >= MAX_UNKNOWN_NAMES:
+            break
+        names.add(name)
 
 
 def exporter_address(key: str) -> str:
@@ -223,7 +229,9 @@ class RunSummary:
         out += [f"{PROG}: {_sink_summary(s)}" for s in self.sinks]
         if self.unknown_elements:
             names = sorted(self.unknown_elements)
-            out.append(f"{PROG}: {len(names)} unknown element(s), decoded as octetArray: " + ", ".join(names))
+            count = f"{len(names)} unknown element(s)" if len(names) < MAX_UNKNOWN_NAMES else \
+                f"{len(names)} or more unknown elements (the first {len(names)} named)"
+            out.append(f"{PROG}: {count}, decoded as octetArray: " + ", ".join(names))
         if self.input_errors:
             out.append(f"{PROG}: {len(self.input_errors)} input(s) with errors (see above)")
         return out

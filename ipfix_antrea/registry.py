@@ -19,6 +19,8 @@ Strategy:
 * Unknown elements never fail a lookup. :meth:`Registry.lookup` invents an ``octetArray``
   element named ``en<enterprise>:id<id>`` (the form ipfixcol2 uses) and caches it, so a template
   with elements nobody told us about still decodes, and the same object comes back every time.
+  The cache is bounded (``UNKNOWN_CACHE_SIZE``, then it starts afresh): an exporter that sends
+  ever new (enterprise, id) pairs must not grow the collector's memory without end.
 * Names can repeat across enterprises (Antrea's legacy 55829 table reuses the 56506 names). The
   name index points to the element added last; load order in :func:`default_registry` makes the
   current Antrea enterprise 56506 win, while ``get(55829, id)`` still reaches the legacy one.
@@ -46,6 +48,7 @@ __all__ = [
     "IANA_ENTERPRISE",
     "NON_REVERSIBLE_IDS",
     "REVERSE_ENTERPRISE",
+    "UNKNOWN_CACHE_SIZE",
     "InformationElement",
     "Registry",
     "default_registry",
@@ -106,6 +109,8 @@ _MAX_ELEMENT_ID = 0x7FFF  # 15 bits: the top bit of the field specifier is the e
 _MAX_ENTERPRISE = 0xFFFFFFFF
 _MAX_LENGTH = 0xFFFF  # 65535 = variable length
 _UNKNOWN_NAME = re.compile(r"en(\d+):id(\d+)")
+#: Unknown elements `Registry.lookup` keeps; then its cache starts afresh.
+UNKNOWN_CACHE_SIZE = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -255,8 +260,9 @@ class Registry:
         """Like :meth:`get`, but never fails (for any number a field specifier can carry).
 
         An unknown element comes back as an ``octetArray`` element named
-        ``en<enterprise>:id<element_id>``; it is cached (the same object every time) but not
-        added: it does not appear in iteration, ``len()`` or ``in``.
+        ``en<enterprise>:id<element_id>``; it is cached (the same object again, while the cache
+        of ``UNKNOWN_CACHE_SIZE`` keys has not started afresh) but not added: it does not appear
+        in iteration, ``len()`` or ``in``.
         """
         key = (enterprise, element_id)
         ie = self._by_key.get(key)
@@ -265,6 +271,8 @@ class Registry:
         ie = self._unknown.get(key)
         if ie is None:
             ie = InformationElement(f"en{enterprise}:id{element_id}", element_id, enterprise)
+            if len(self._unknown) >= UNKNOWN_CACHE_SIZE:
+                self._unknown.clear()  # an equal element is made again when needed
             self._unknown[key] = ie
         return ie
 

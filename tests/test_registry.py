@@ -18,6 +18,7 @@ from ipfix_antrea.registry import (
     IANA_ENTERPRISE,
     NON_REVERSIBLE_IDS,
     REVERSE_ENTERPRISE,
+    UNKNOWN_CACHE_SIZE,
     InformationElement,
     Registry,
     default_registry,
@@ -194,6 +195,16 @@ def test_lookup_names_unknown_element_en_enterprise_id(reg):
 
 def test_lookup_returns_the_same_object_for_the_same_unknown_element(reg):
     assert reg.lookup(0, 999) is reg.lookup(0, 999)
+
+
+def test_lookup_keeps_a_bounded_number_of_unknown_elements(reg):
+    # An exporter flooding templates with ever new (enterprise, id) pairs must not grow the
+    # cache without end; what was forgotten is made again, equal.
+    first = reg.lookup(4242, 1)
+    for element_id in range(2, 2 * UNKNOWN_CACHE_SIZE + 2):
+        reg.lookup(4242, element_id)
+    assert len(reg._unknown) <= UNKNOWN_CACHE_SIZE  # noqa: SLF001 - the cache is the subject
+    assert reg.lookup(4242, 1) == first
 
 
 def test_lookup_of_known_element_is_get(reg):
