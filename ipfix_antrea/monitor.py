@@ -91,7 +91,9 @@ class Monitor:
         self.problems: Counter[str] = Counter()  # kind -> occurrences
         self.input_errors: list[str] = []  # inputs that broke off (finite inputs)
         self.max_exporters = max_exporters
-        self._logged: set[tuple[str, str]] = set()
+        # exporter or session key -> the kinds of problem logged for it; a session's entry goes
+        # when the session ends, so that exporters reconnecting for ever do not grow it
+        self._logged: dict[str, set[str]] = {}
         self._live: dict[tuple[str, str], str] = {}  # (input, session key) -> exporter label
         self._labels: set[str] = set()  # exporters with a label of their own
         self.exporters_seen = 0
@@ -106,9 +108,9 @@ class Monitor:
         ``exporter``, saying that later ones are only counted."""
         with self._lock:
             self.problems[kind] += 1
-            first = (exporter, kind) not in self._logged
-            if first:
-                self._logged.add((exporter, kind))
+            logged = self._logged.setdefault(exporter, set())
+            first = kind not in logged
+            logged.add(kind)
         if first:
             level = logging.WARNING if kind in WARNING_KINDS else logging.ERROR
             log.log(level, "%s: %s (further %r problems from %s are counted, not logged)",
@@ -148,6 +150,7 @@ class Monitor:
         """The session ``key`` ended: its counters move into the totals of its exporter."""
         with self._lock:
             label = self._live.pop((input_name, key), OTHER_EXPORTERS)
+            self._logged.pop(key, None)
             add_stats(self._ended.setdefault((input_name, label), Counter()), self._ended_names, stats)
         log.info("%s: session ended (%d records)", key, stats.records)
 

@@ -26,3 +26,19 @@ def test_summary_says_when_there_were_more_unknown_names_than_it_names():
                for line in few)
     assert any(f"{MAX_UNKNOWN_NAMES} or more unknown elements (the first {MAX_UNKNOWN_NAMES} named)" in line
                for line in many)
+
+
+def test_a_session_that_ended_is_forgotten_by_the_once_per_session_log(caplog):
+    # Exporters that reconnect for ever (a new session key each time) must not grow what the
+    # monitor remembers; a key that comes back after its session ended is a new session.
+    monitor = Monitor()
+    key = "tcp 10.0.0.1:40000"
+    for _ in range(2):
+        monitor.session_started(key, "tcp://0.0.0.0:4739")
+        monitor.report(key, "stream not IPFIX", "closing the connection")
+        monitor.report(key, "stream not IPFIX", "closing the connection")
+        monitor.session_ended(key, SessionStats(), "tcp://0.0.0.0:4739")
+    assert [r.getMessage() for r in caplog.records].count(
+        f"{key}: closing the connection (further 'stream not IPFIX' problems from {key} are counted, "
+        "not logged)") == 2
+    assert monitor.problems["stream not IPFIX"] == 4
