@@ -203,7 +203,7 @@ def test_lookup_keeps_a_bounded_number_of_unknown_elements(reg):
     first = reg.lookup(4242, 1)
     for element_id in range(2, 2 * UNKNOWN_CACHE_SIZE + 2):
         reg.lookup(4242, element_id)
-    assert len(reg._unknown) <= UNKNOWN_CACHE_SIZE  # noqa: SLF001 - the cache is the subject
+    assert len(reg._unknown) <= UNKNOWN_CACHE_SIZE  # the private cache is the subject here
     assert reg.lookup(4242, 1) == first
 
 
