@@ -620,6 +620,17 @@ def slope_mib_per_min(samples: list[Sample]) -> float:
     return sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / den if den else 0.0
 
 
+def by_minute(samples: list[Sample]) -> list[dict]:
+    """RSS, descriptors and queue at the first sample of every minute (the curve, in short)."""
+    out, minute = [], 0
+    for s in samples:
+        if s.t >= minute * 60:
+            out.append({"minute": minute, "t": s.t, "rss_mib": round(s.rss_kib / 1024, 1), "fds": s.fds,
+                        "queued": s.queued})
+            minute = int(s.t // 60) + 1
+    return out
+
+
 def restart_effects(r: Restart, samples: list[Sample]) -> dict:
     """What the samples show around one restart: when delivery to Elasticsearch stalled and
     resumed, how many records were held (queue), retried and dropped meanwhile, and when the
@@ -877,7 +888,8 @@ def main(argv: list[str] | None = None) -> int:
               "slope_after_last_restart_mib_per_min": slope_mib_per_min(steady),
               "rss_after_last_restart_mib": steady[0].rss_kib / 1024 if steady else None,
               "fds_before_exporters": fds0, "fds_start": fds[0], "fds_end": fds[-1], "fds_max": max(fds),
-              "fds_idle_after": fds_idle}
+              "fds_idle_after": fds_idle,
+              "by_minute": by_minute(samples)}
     restarts = [restart_effects(r, samples) for r in restarter.restarts]
     summary_lines = [line for line in log.splitlines() if not line.startswith("ipfix-collect: status:")][-40:]
 
@@ -915,6 +927,8 @@ def main(argv: list[str] | None = None) -> int:
         f"{memory['slope_second_half_mib_per_min']:+.2f} MiB/min"
         + (f"; from {settled:.0f} s (caught up after the last restart, {memory['rss_after_last_restart_mib']:.1f} "
            f"MiB) to the end {memory['slope_after_last_restart_mib_per_min']:+.2f} MiB/min" if steady else ""))
+    say("RSS MiB / fds / queued records at each minute: " + ", ".join(
+        f"{m['minute']}: {m['rss_mib']:.0f}/{m['fds']}/{m['queued']:.0f}" for m in memory["by_minute"]))
     say(f"fds: before exporters {fds0}, first sample {memory['fds_start']}, end {memory['fds_end']}, "
         f"max {memory['fds_max']}, idle after {fds_idle}")
     say(f"ipfix-collect exit status {status}")
