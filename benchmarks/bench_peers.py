@@ -142,16 +142,22 @@ def _root_prefix() -> list[str]:
     return [] if os.geteuid() == 0 else ["sudo"]
 
 
+def build_udpsend(build_dir: str) -> str:
+    """Compiles benchmarks/udpsend.c with the machine's gcc into build_dir (when out of date)."""
+    exe = os.path.join(build_dir, "udpsend")
+    src = os.path.join(HERE, "udpsend.c")
+    if not os.path.exists(exe) or os.path.getmtime(exe) < os.path.getmtime(src):
+        os.makedirs(build_dir, exist_ok=True)
+        subprocess.run(["gcc", "-O2", "-Wall", "-o", exe, src], check=True)
+    return exe
+
+
 def build(args) -> dict:
     """Builds/installs what is missing; returns {tool: path} and {tool: reason} for the missing."""
     os.makedirs(args.build_dir, exist_ok=True)
     tools, missing, versions = {}, {}, {}
 
-    udpsend = os.path.join(args.build_dir, "udpsend")
-    src = os.path.join(HERE, "udpsend.c")
-    if not os.path.exists(udpsend) or os.path.getmtime(udpsend) < os.path.getmtime(src):
-        subprocess.run(["gcc", "-O2", "-Wall", "-o", udpsend, src], check=True)
-    tools["udpsend"] = udpsend
+    tools["udpsend"] = build_udpsend(args.build_dir)
 
     debian = [pkg for exe, pkg in DEBIAN_PACKAGES.items() if shutil.which(exe) is None]
     if debian and args.install:

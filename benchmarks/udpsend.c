@@ -4,8 +4,10 @@
  * messages as an exporter would send them (templates first, then data messages of at most one
  * MTU each, as benchmarks/antrea_stream.py packs them); each message's record count comes from
  * the sequence numbers the pool was encoded with. Each exporter (--exporters K) is its own
- * socket bound to its own source port, with its own copy of the pool so that its sequence
- * numbers can be patched in place: datagram j of the run goes to exporter j % K. Pacing is by
+ * socket bound to its own source port, with its own sequence numbers: datagram j of the run goes
+ * to exporter j % K. A queued datagram is copied into its batch slot and its sequence number
+ * written there (a 1.5 KB copy is cheap next to a system call, and a burst that cycles through
+ * the pool within one batch cannot alias). Pacing is by
  * CLOCK_MONOTONIC in ticks (--tick-us, default 1 ms): at each tick the datagrams due by then go
  * out in sendmmsg() batches, one batch per exporter, and the process sleeps until the next
  * tick with clock_nanosleep (no spinning). Templates go out first on every exporter, and again
@@ -41,7 +43,7 @@ struct msg {
 
 struct exporter {
     int fd;
-    unsigned char *pool; /* this exporter's copy: its sequence numbers are written into it */
+    unsigned char *slots; /* MAX_BATCH buffers of slot_size: the queued datagrams */
     uint32_t seq;        /* data records sent before the next message (RFC 7011 3.1) */
     uint64_t data_sent;  /* data messages since the last template refresh */
     uint16_t port;
@@ -99,8 +101,12 @@ static void flush(struct exporter *e) {
     e->nbatch = 0;
 }
 
+static const unsigned char *pool;
+static size_t slot_size;
+
 static void queue(struct exporter *e, const struct msg *m) {
-    unsigned char *p = e->pool + m->off;
+    unsigned char *p = e->slots + e->nbatch * slot_size;
+    memcpy(p, pool + m->off, m->len);
     put_be32(p + 8, e->seq); /* data records sent before this message; templates carry it too */
     e->seq += m->records;
     e->iov[e->nbatch].iov_base = p;
@@ -140,8 +146,9 @@ int main(int argc, char **argv) {
     fseek(f, 0, SEEK_END);
     long size = ftell(f);
     fseek(f, 0, SEEK_SET);
-    unsigned char *pool = malloc(size);
-    if (!pool || fread(pool, 1, size, f) != (size_t)size) die("reading the pool");
+    unsigned char *data = malloc(size);
+    if (!data || fread(data, 1, size, f) != (size_t)size) die("reading the pool");
+    pool = data;
     fclose(f);
     size_t cap = 1024, n_msgs = 0;
     struct msg *msgs = malloc(cap * sizeof *msgs);
@@ -153,6 +160,7 @@ int main(int argc, char **argv) {
         }
         if (n_msgs == cap) msgs = realloc(msgs, (cap *= 2) * sizeof *msgs);
         msgs[n_msgs++] = (struct msg){off, len, 0};
+        if (len > slot_size) slot_size = len;
         off += len;
     }
     /* Record counts from the pool's sequence numbers; template messages (set id 2) carry none. */
@@ -192,8 +200,8 @@ int main(int argc, char **argv) {
         socklen_t ml = sizeof me;
         getsockname(e->fd, (struct sockaddr *)&me, &ml);
         e->port = ntohs(me.sin_port);
-        e->pool = malloc(size);
-        memcpy(e->pool, pool, size);
+        e->slots = malloc(MAX_BATCH * slot_size);
+        if (!e->slots) die("malloc");
         for (size_t i = 0; i < MAX_BATCH; i++) {
             e->batch[i].msg_hdr.msg_iov = &e->iov[i];
             e->batch[i].msg_hdr.msg_iovlen = 1;
