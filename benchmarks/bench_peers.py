@@ -34,8 +34,9 @@ What is measured:
 * **Peak RSS**: VmHWM summed over the process tree.
 * **Receive buffer**: every UDP peer gets `--rcvbuf` (4 MiB): ipfix-collect `--udp-rcvbuf`,
   nfacctd `nfacctd_pipe_size`, goipfix_collect `-rcvbuf`. GoFlow2 has no option: Go's net
-  package leaves the kernel default, so as root the harness raises net.core.rmem_default to the
-  same size while GoFlow2 opens its socket, and puts it back right after. It raises
+  package leaves the kernel default, so as root the harness raises net.core.rmem_default to what
+  the others get (twice the size asked for, as the kernel doubles SO_RCVBUF) while GoFlow2 opens
+  its socket, and puts it back right after. It raises
   net.core.rmem_max when that is lower, and says so. What each socket really got is read back
   with `ss -m` (the kernel doubles SO_RCVBUF) and reported.
 * **Antrea elements**: the first records of the pool go to every peer at a low rate (to the
@@ -447,7 +448,8 @@ class Running:
         self.port = free_port(socket.SOCK_DGRAM if transport == "udp" else socket.SOCK_STREAM)
         self.err = tempfile.TemporaryFile()  # noqa: SIM115 - closed in stop()
         argv = peer.argv(transport, self.port, out_dir, rcvbuf)
-        with rmem_default(rcvbuf if transport == "udp" and not peer.sets_rcvbuf else None):
+        # The kernel doubles what SO_RCVBUF asks for and takes rmem_default as it is.
+        with rmem_default(2 * rcvbuf if transport == "udp" and not peer.sets_rcvbuf else None):
             self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                          stderr=self.err, start_new_session=True)
             deadline = time.monotonic() + 30
@@ -630,7 +632,7 @@ def udp_antrea_check(args, tools, pool: str, peer: Peer) -> dict:
     result["unparseable_lines"] = _unparseable(peer.outputs(running.out_dir))
     errors = [line for line in running.stderr.splitlines() if _ERROR_LINE.search(line)]
     result["errors_logged"] = len(errors)
-    result["first_error"] = errors[0][:400] if errors else None
+    result["first_error"] = errors[0][errors[0].find("error="):][:400] if errors else None
     shutil.rmtree(running.out_dir, ignore_errors=True)
     return result
 
