@@ -43,7 +43,8 @@ What is measured:
   file decoders as a file); each output record is matched to the record sent (by source
   address and ports) and each of the template's 58 non-IANA elements (54 Antrea, 4 reverse) is
   classed: named and right, named with another value (hex, say), or not there under a name.
-  GoFlow2 is also run with a mapping file for those elements, to show what that gives.
+  GoFlow2 is also run with a mapping file for those elements, to show what that gives: with
+  every string rendered as text, and with the Pod labels left as hex.
 * **File decoding**: the same datagrams as a file, `--file-records` records, each file decoder
   `--file-rounds` times in rotating order: wall and CPU time (rusage), peak RSS.
 * **TCP** (`--tcp-exporters K`, 0 to skip): K connections each send `--tcp-records` records in
@@ -386,20 +387,23 @@ class Nfacctd(Peer):
 
 
 class GoFlow2(Peer):
-    """GoFlow2, JSON to a file; with ``mapping`` every non-IANA element is mapped to a field."""
+    """GoFlow2, JSON to a file. ``mapping``: None (its defaults), "text" (a mapping file for every
+    non-IANA element, strings rendered as text) or "labels-hex" (the same, but the two Pod-label
+    elements left in GoFlow2's default rendering of bytes, hex)."""
 
     sets_rcvbuf = False
     _IANA = {"src_addr": "sourceIPv4Address", "dst_addr": "destinationIPv4Address",
              "src_port": "sourceTransportPort", "dst_port": "destinationTransportPort"}
+    _LABELS = {"text": "mapping file, strings as text", "labels-hex": "mapping file, Pod labels as hex"}
 
-    def __init__(self, exe: str, mapping: bool, workdir: str) -> None:
+    def __init__(self, exe: str, mapping: str | None, workdir: str) -> None:
         self.exe, self.mapping, self.workdir = exe, mapping, workdir
-        self.label = "GoFlow2" + (" (mapping file)" if mapping else "")
+        self.label = "GoFlow2" + (f" ({self._LABELS[mapping]})" if mapping else "")
 
     def mapping_file(self) -> str:
         """The mapping a user writes to get Antrea's elements: each to its own protobuf field
         (1000 up), strings rendered as text, addresses as addresses."""
-        path = os.path.join(self.workdir, "goflow2-antrea-mapping.yaml")
+        path = os.path.join(self.workdir, f"goflow2-antrea-mapping-{self.mapping}.yaml")
         lines = ["formatter:", "  fields: [type, sequence_num, sampler_address, time_flow_start_ns, "
                  "time_flow_end_ns, bytes, packets, src_addr, dst_addr, proto, src_port, dst_port, "
                  + ", ".join(e.name for e in ANTREA_ELEMENTS) + "]", "  protobuf:"]
@@ -408,8 +412,10 @@ class GoFlow2(Peer):
             lines += [f"    - name: {e.name}", f"      index: {1000 + i}", f"      type: {kind}"]
         lines.append("  render:")
         for e in ANTREA_ELEMENTS:
-            if e.data_type in ("string", "ipv4Address"):
-                lines.append(f"    {e.name}: {'string' if e.data_type == 'string' else 'ip'}")
+            if e.data_type == "ipv4Address":
+                lines.append(f"    {e.name}: ip")
+            elif e.data_type == "string" and not (self.mapping == "labels-hex" and e.name.endswith("PodLabels")):
+                lines.append(f"    {e.name}: string")
         lines += ["ipfix:", "  mapping:"]
         for e in ANTREA_ELEMENTS:
             lines += [f"    - field: {e.element_id}", "      penprovided: true", f"      pen: {e.enterprise}",
@@ -995,7 +1001,7 @@ def main(argv: list[str] | None = None) -> int:
         elif w == "go-ipfix" and "goipfix_collect" in tools:
             peers.append(GoIpfix(tools["goipfix_collect"]))
         elif w == "goflow2" and "goflow2" in tools:
-            peers.append(GoFlow2(tools["goflow2"], False, args.workdir))
+            peers.append(GoFlow2(tools["goflow2"], None, args.workdir))
     versions = {**built["versions"], "ipfix-collect": f"ipfix-antrea {env['ipfix-antrea']} ({env['git_commit']})"}
     doc: dict = {"benchmark": "bench_peers",
                  "command": "python benchmarks/bench_peers.py " + shlex.join(sys.argv[1:] if argv is None else argv),
@@ -1013,7 +1019,7 @@ def main(argv: list[str] | None = None) -> int:
     # did) and with --enrich none (the decoded values)
     check_peers = [ours[0], IpfixCollect(collect, "--enrich none"), *peers[len(ours):]]
     if "goflow2" in tools:
-        check_peers.append(GoFlow2(tools["goflow2"], True, args.workdir))
+        check_peers += [GoFlow2(tools["goflow2"], mapping, args.workdir) for mapping in ("text", "labels-hex")]
     for peer in check_peers:
         try:
             fields[peer.label] = udp_antrea_check(args, tools, pool, peer)
