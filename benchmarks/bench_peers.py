@@ -96,6 +96,7 @@ if __package__ in (None, ""):  # run as a script: import the stream module and t
         proc_udp,
         receive_buffers,
         tcp_listening,
+        tree,
         tree_cpu,
         tree_memory,
         write_stream,
@@ -113,6 +114,7 @@ else:
         proc_udp,
         receive_buffers,
         tcp_listening,
+        tree,
         tree_cpu,
         tree_memory,
         write_stream,
@@ -302,13 +304,13 @@ class Peer:
 class IpfixCollect(Peer):
     transports = ("udp", "tcp")
 
-    def __init__(self, collect: list[str], extra: str) -> None:
-        self.collect, self.extra = collect, shlex.split(extra)
+    def __init__(self, collect: list[str], extra: str, sink: str | None = None) -> None:
+        self.collect, self.extra, self.sink = collect, shlex.split(extra), sink
         self.label = " ".join(["ipfix-collect", *self.extra])
 
     def argv(self, transport, port, out_dir, rcvbuf):
         argv = [*self.collect, *self.extra, "--input", f"{transport}://127.0.0.1:{port}",
-                "--sink", f"jsonl:{os.path.join(out_dir, 'out.jsonl')}"]
+                "--sink", self.sink or f"jsonl:{os.path.join(out_dir, 'out.jsonl')}"]
         return [*argv, "--udp-rcvbuf", str(rcvbuf)] if transport == "udp" else argv
 
     def records(self, out_dir):
@@ -459,19 +461,31 @@ class Running:
             self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                          stderr=self.err, start_new_session=True)
             deadline = time.monotonic() + 30
-            while not self.listening():
+            while not self.sockets():
                 if self.proc.poll() is not None or time.monotonic() > deadline:
                     self.stop()
                     raise RuntimeError(f"{peer.label} did not start: {' '.join(argv)}\n{self.stderr[-2000:]}")
                 time.sleep(0.05)
-        time.sleep(0.3)  # plugins and workers behind the socket
+        self.settle()
         self.rb = receive_buffers(self.port) if transport == "udp" else []
         self.stderr = ""
 
-    def listening(self) -> bool:
-        if self.transport == "udp":
-            return proc_udp(self.port)[0] is not None
-        return tcp_listening(self.port)
+    def sockets(self) -> int:
+        """How many sockets the peer has on its port (workers may each have one)."""
+        return proc_udp(self.port).sockets if self.transport == "udp" else tcp_listening(self.port)
+
+    def settle(self, quiet: float = 0.5, limit: float = 15.0) -> None:
+        """Waits until the peer has started: its sockets and processes no longer change and it
+        used at most 50 ms of CPU over ``quiet`` seconds (plugins, workers, imports)."""
+        end = time.monotonic() + limit
+        state, cpu, since = None, self.cpu(), time.monotonic()
+        while time.monotonic() < end:
+            time.sleep(0.1)
+            now_state, now_cpu, now = (self.sockets(), len(tree(self.proc.pid))), self.cpu(), time.monotonic()
+            if now_state != state or now_cpu - cpu > 0.05:
+                state, cpu, since = now_state, now_cpu, now
+            elif now - since >= quiet:
+                return
 
     def output_size(self) -> int:
         return sum(os.path.getsize(p) for p in self.peer.outputs(self.out_dir) if os.path.exists(p))
@@ -481,7 +495,7 @@ class Running:
         has not grown for ``settle`` s; returns the seconds from ``since`` to the last growth."""
         size, still_since = -1, time.monotonic()
         while time.monotonic() - since < limit:
-            rx = proc_udp(self.port)[0] if self.transport == "udp" else 0
+            rx = proc_udp(self.port).rx_queue if self.transport == "udp" else 0
             now_size = self.output_size()
             now = time.monotonic()
             if now_size != size or rx or busy():
@@ -526,11 +540,11 @@ def udp_step(args, tools, pool: str, peer: Peer, rate: float, seconds: float | N
     running = Running(peer, "udp", os.path.join(args.workdir, "out"), args.rcvbuf)
     try:
         cpu0 = running.cpu()
-        drops0 = proc_udp(running.port)[1] or 0
+        drops0 = proc_udp(running.port).drops or 0
         sent = udpsend(args, tools, pool, running.port, rate, seconds)
         backlog = running.wait_idle(time.monotonic(), settle=0.3 + peer.flush_delay)
         cpu = running.cpu() - cpu0
-        drops = (proc_udp(running.port)[1] or 0) - drops0
+        drops = (proc_udp(running.port).drops or 0) - drops0
         peak = running.peak_rss()
     finally:
         running.stop()
@@ -795,43 +809,32 @@ def tcp_run(args, peer: Peer, stream: bytes, records_each: int) -> dict:
 
 def rss_curve(args, tools, pool: str, peer: IpfixCollect) -> dict:
     """N records over UDP at a fixed rate into jsonl:/dev/null, RSS of each process sampled."""
-    port = free_port()
-    argv = [*peer.collect, *peer.extra, "--input", f"udp://127.0.0.1:{port}", "--udp-rcvbuf", str(args.rcvbuf),
-            "--sink", "jsonl:/dev/null"]
-    with tempfile.TemporaryFile() as err:
-        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
-                                start_new_session=True)
-        try:
-            while proc_udp(port)[0] is None:
-                if proc.poll() is not None:
-                    raise RuntimeError(f"{peer.label} did not start")
-                time.sleep(0.05)
-            time.sleep(0.3)
-            seconds = args.rss_records / args.rss_rate
-            sender = subprocess.Popen([tools["udpsend"], "--pool", pool, "--pool-records", str(args.pool_records),
-                                       "--dest", f"127.0.0.1:{port}", "--rate", str(args.rss_rate), "--seconds",
-                                       str(seconds), "--exporters", str(args.exporters), "--template-every",
-                                       str(args.template_every)], stdout=subprocess.PIPE, text=True)
-            t0 = time.monotonic()
-            samples = []
-            while sender.poll() is None:
-                rss = tree_memory(proc.pid, "VmRSS")
-                elapsed = time.monotonic() - t0
-                samples.append({"seconds": round(elapsed, 1),
-                                "records_sent": int(min(elapsed, seconds) * args.rss_rate),
-                                "rss_bytes": {str(p): v for p, v in sorted(rss.items())}})
-                time.sleep(args.rss_interval)
-            sent = json.loads(sender.stdout.read())
-            time.sleep(2)
-            samples.append({"seconds": round(time.monotonic() - t0, 1), "records_sent": sent["records"],
-                            "rss_bytes": {str(p): v for p, v in sorted(tree_memory(proc.pid, "VmRSS").items())}})
-            drops = proc_udp(port)[1]
-        finally:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(120)
-        err.seek(0)
-        stderr = err.read().decode(errors="replace")
-    found = re.search(r"(\d+) records, \d+ messages", stderr)
+    quiet = IpfixCollect(peer.collect, shlex.join(peer.extra), sink="jsonl:/dev/null")
+    running = Running(quiet, "udp", os.path.join(args.workdir, "out"), args.rcvbuf)
+    try:
+        seconds = args.rss_records / args.rss_rate
+        sender = subprocess.Popen([tools["udpsend"], "--pool", pool, "--pool-records", str(args.pool_records),
+                                   "--dest", f"127.0.0.1:{running.port}", "--rate", str(args.rss_rate),
+                                   "--seconds", str(seconds), "--exporters", str(args.exporters),
+                                   "--template-every", str(args.template_every)], stdout=subprocess.PIPE, text=True)
+        t0 = time.monotonic()
+        samples = []
+
+        def sample(records: int) -> None:
+            rss = tree_memory(running.proc.pid, "VmRSS")
+            samples.append({"seconds": round(time.monotonic() - t0, 1), "records_sent": records,
+                            "rss_bytes": {str(p): v for p, v in sorted(rss.items())}})
+
+        while sender.poll() is None:
+            sample(int(min(time.monotonic() - t0, seconds) * args.rss_rate))
+            time.sleep(args.rss_interval)
+        sent = json.loads(sender.stdout.read())
+        running.wait_idle(time.monotonic(), settle=1.0)
+        sample(sent["records"])
+        drops = proc_udp(running.port).drops
+    finally:
+        running.stop()
+    found = re.search(r"(\d+) records, \d+ messages", running.stderr)
     return {"collector": peer.label, "rate": args.rss_rate, "sent": sent, "kernel_dropped_datagrams": drops,
             "written": int(found.group(1)) if found else None, "samples": samples}
 

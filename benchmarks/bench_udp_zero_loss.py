@@ -150,7 +150,7 @@ def step(args, pool, rate: float, rcvbuf: str | None, out_path: str) -> dict:
         # Backlog: until the socket buffer is empty and OUT has stopped growing for a while.
         size, still_since = -1, time.monotonic()
         while time.monotonic() - ended < 120:
-            rx_queue, _ = proc_udp(port)
+            rx_queue = proc_udp(port).rx_queue
             now_size = os.path.getsize(out_path) if os.path.exists(out_path) else 0
             now = time.monotonic()
             if now_size != size or rx_queue:
@@ -159,7 +159,7 @@ def step(args, pool, rate: float, rcvbuf: str | None, out_path: str) -> dict:
                 break
             time.sleep(0.02)
         backlog = max(0.0, still_since - ended)
-        kernel_drops = proc_udp(port)[1]
+        kernel_drops = proc_udp(port).drops
         proc.send_signal(signal.SIGTERM)
         proc.wait(120)
     finally:

@@ -23,6 +23,7 @@ import socket
 import struct
 import subprocess
 from collections.abc import Callable
+from typing import NamedTuple
 
 if __package__ in (None, ""):
     from antrea_stream import UDP_MESSAGE_SIZE, fa_messages  # type: ignore[no-redef]
@@ -116,11 +117,19 @@ def free_port(kind: int = socket.SOCK_DGRAM) -> int:
         return s.getsockname()[1]
 
 
-def proc_udp(port: int) -> tuple[int | None, int | None]:
-    """(rx_queue bytes, drops) of the UDP socket bound to 127.0.0.1:port, summed over sockets
-    sharing the port (SO_REUSEPORT); (None, None) when there is none."""
+class UdpSockets(NamedTuple):
+    """What /proc/net/udp says about the sockets bound to one port (None: there are none)."""
+
+    rx_queue: int | None  # bytes waiting, summed over the sockets
+    drops: int | None  # datagrams the kernel dropped, summed
+    sockets: int  # how many share the port (SO_REUSEPORT)
+
+
+def proc_udp(port: int) -> UdpSockets:
+    """The UDP sockets bound to 127.0.0.1:port."""
     want = f"0100007F:{port:04X}"
     rx = drops = None
+    n = 0
     try:
         with open("/proc/net/udp") as f:
             next(f)
@@ -129,13 +138,15 @@ def proc_udp(port: int) -> tuple[int | None, int | None]:
                 if cols[1] == want:
                     rx = (rx or 0) + int(cols[4].split(":")[1], 16)
                     drops = (drops or 0) + int(cols[-1])
+                    n += 1
     except OSError:
         pass
-    return rx, drops
+    return UdpSockets(rx, drops, n)
 
 
-def tcp_listening(port: int) -> bool:
-    """Whether a socket listens on 127.0.0.1:port (or any address) over TCP."""
+def tcp_listening(port: int) -> int:
+    """How many sockets listen on port ``port`` over TCP (any address)."""
+    n = 0
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         try:
             with open(table) as f:
@@ -143,10 +154,10 @@ def tcp_listening(port: int) -> bool:
                 for line in f:
                     cols = line.split()
                     if cols[3] == "0A" and cols[1].endswith(f":{port:04X}"):
-                        return True
+                        n += 1
         except OSError:
             pass
-    return False
+    return n
 
 
 def receive_buffers(port: int) -> list[int]:
