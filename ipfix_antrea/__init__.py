@@ -23,7 +23,7 @@ from .events import (
 )
 from .record import Record
 from .registry import InformationElement, Registry, default_registry
-from .session import Session, SessionStats
+from .session import SavedTemplate, Session, SessionStats
 from .structured import BasicList, SubTemplateList, SubTemplateMultiList
 from .template import FieldSpec, Template
 
@@ -43,6 +43,7 @@ __all__ = [
     "PendingSetDropped",
     "Record",
     "Registry",
+    "SavedTemplate",
     "SequenceGap",
     "SequenceOutOfOrder",
     "Session",

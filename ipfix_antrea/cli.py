@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import difflib
 import gc
 import logging
 import os
@@ -26,18 +27,18 @@ from .documents import ENVELOPE_FIELDS, DocumentBuilder, make_builder, parse_enr
 from .inputs import InputError, input_schemes, open_input, parse_input_spec
 from .inputs import add_arguments as add_input_arguments
 from .inputs.allow import AllowList
-from .monitor import PROG, RunSummary
+from .monitor import DEFAULT_MAX_EXPORTERS, PROG, RunSummary
 from .pipeline import DEFAULT_BATCH_SIZE, DEFAULT_FLUSH_INTERVAL, DEFAULT_QUEUE_RECORDS
-from .service import DEFAULT_STATUS_INTERVAL, Collector
+from .service import DEFAULT_STATUS_INTERVAL, Collector, EarlySignals
 from .units import number
-from .sinks import FanOut, Sink, SinkContext, SinkError, open_sink, parse_sink_spec, sink_schemes
+from .sinks import Sink, SinkContext, SinkError, open_sink, parse_sink_spec, sink_schemes
 from .sinks.es_options import add_connection_arguments, add_index_arguments
 
 if TYPE_CHECKING:
     from ipfix_antrea import Registry
 
 __all__ = ["main", "command", "build_parser", "build_setup_parser", "parse_args", "apply_environment",
-           "exit_status", "ENV_PREFIX"]
+           "unknown_variables", "exit_status", "ENV_PREFIX"]
 
 ENV_PREFIX = "IPFIX_COLLECT_"
 
@@ -57,7 +58,9 @@ def _epilog() -> str:
     lines = ["inputs (--input, repeatable; network inputs run together, files and captures are",
              "read one after the other; every exporter connection or address has its own session):"]
     lines += [f"  {s.usage:<{width}}{s.help}" for s in input_schemes()]
-    lines += ["", "sinks (--sink, repeatable; every document goes to every sink; default stdout):"]
+    lines += ["  A network input without :PORT listens on 4739, IANA's port for IPFIX (and Antrea's default)."]
+    lines += ["", "sinks (--sink, repeatable; every document goes to every sink; default stdout; a sink",
+              "that fails is dropped while the others go on):"]
     lines += [f"  {s.usage:<{width}}{s.help}" for s in sink_schemes()]
     lines += ["", "output: one JSON document per IPFIX data record, shaped like the events of Antrea's",
               "Logstash flow pipeline:"]
@@ -77,7 +80,8 @@ def _epilog() -> str:
         "",
         f"environment: every flag can be set as {ENV_PREFIX}<FLAG>, e.g. {ENV_PREFIX}INPUT,",
         f"{ENV_PREFIX}TLS_CERT, {ENV_PREFIX}UDP_RCVBUF; repeatable flags take a space-separated",
-        "list (shell quoting works). Flags on the command line win.",
+        "list (shell quoting works). Flags on the command line win. A variable that sets no flag",
+        f"(of this command or of `{PROG} setup`) is warned about, naming the closest flag.",
         "",
         "exit status:",
         f"  {EXIT_OK}    the inputs were read completely without errors, or a signal stopped the",
@@ -88,7 +92,8 @@ def _epilog() -> str:
         "       elements are reported but do not change the status",
         f"  {EXIT_USAGE}    bad command line: unknown input/sink, bad option, unreadable --registry,",
         "       sink cannot be opened; nothing was read",
-        f"  {EXIT_SINK_FAILED}    a sink failed while writing; the summary counts what was not delivered",
+        f"  {EXIT_SINK_FAILED}    a sink failed (the others went on; the run ends when none is left);",
+        "       the summary counts, per sink, what was not delivered",
         f"  {EXIT_ABANDONED}  a second signal abandoned the drain",
         "",
         "A closed standard output (`| head`) stops the run quietly; the status is as above.",
@@ -105,9 +110,17 @@ def _epilog() -> str:
     return "\n".join(lines)
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with a short error: the problem and where to look, not a usage of sixty flags."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n"
+                  f"{self.prog}: see '{self.prog} --help' for every flag\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command line: the collector's own flags and every registered sink's."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog=PROG,
         description="Collect IPFIX (RFC 7011) flow records, e.g. from Antrea's Flow Exporter or\n"
         "Flow Aggregator, into JSON documents compatible with Antrea's old Logstash/Kibana\n"
@@ -150,6 +163,13 @@ def build_parser() -> argparse.ArgumentParser:
                      help="same as --log-level debug: also every session event (templates, gaps...)")
     ops.add_argument("-q", "--quiet", action="store_true",
                      help="same as --log-level warning: no status lines and no summary")
+    ops.add_argument("--metrics-listen", metavar="HOST:PORT",
+                     help="serve Prometheus metrics (/metrics), liveness (/healthz), readiness "
+                     "(/readyz) and the exporters' templates (/templates) over HTTP here, e.g. "
+                     "0.0.0.0:9740 (default: off)")
+    ops.add_argument("--metrics-exporters", type=_positive_int, default=DEFAULT_MAX_EXPORTERS, metavar="N",
+                     help="exporters with a label of their own in the metrics; later ones count as "
+                     f"exporter=\"other\" (default {DEFAULT_MAX_EXPORTERS})")
     ops.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
 
     add_input_arguments(parser)
@@ -237,6 +257,34 @@ def apply_environment(parser: argparse.ArgumentParser, environ: Mapping[str, str
     return appended
 
 
+def _variables(parser: argparse.ArgumentParser) -> dict[str, str]:
+    """``IPFIX_COLLECT_<FLAG>`` -> ``--flag`` for every flag a variable can set."""
+    names = {}
+    for action in parser._actions:  # noqa: SLF001 - as in apply_environment
+        longs = [o for o in action.option_strings if o.startswith("--")]
+        if longs and not isinstance(action, (argparse._HelpAction, argparse._VersionAction)):
+            names[env_name(longs[0])] = longs[0]
+    return names
+
+
+def unknown_variables(environ: Mapping[str, str], parsers: Sequence[argparse.ArgumentParser]) -> list[str]:
+    """A warning for each ``IPFIX_COLLECT_*`` variable that sets no flag of any of ``parsers``
+    (a misspelling would otherwise be ignored silently), naming the closest flag. The collector
+    and ``setup`` are checked together: deployments set both commands' variables in one
+    environment, so a variable of either is no mistake."""
+    known: dict[str, str] = {}
+    for parser in parsers:
+        known.update(_variables(parser))
+    warnings = []
+    for name in sorted(environ):
+        if not name.startswith(ENV_PREFIX) or name in known:
+            continue
+        close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+        hint = f"; did you mean {close[0]} ({known[close[0]]})?" if close else ""
+        warnings.append(f"{name} sets no flag of {PROG} or {SETUP_PROG}, ignored{hint}")
+    return warnings
+
+
 def _convert(action: argparse.Action, text: str) -> object:
     value = action.type(text) if callable(action.type) else text
     if action.choices is not None and value not in action.choices:
@@ -274,7 +322,7 @@ def _setup_logging(level: str) -> logging.Handler:
 
 def exit_status(summary: RunSummary) -> int:
     """The documented exit status for a run that ended (see --help)."""
-    if summary.sink_error and not summary.output_closed:
+    if summary.sink_failed:
         return EXIT_SINK_FAILED
     if summary.stopped_by_signal:
         return EXIT_OK
@@ -309,9 +357,12 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     --help). ``environ`` defaults to the process environment."""
     argv = list(sys.argv[1:] if argv is None else argv)
     environ = os.environ if environ is None else environ
+    parser, setup_parser = build_parser(), build_setup_parser()
+    for warning in unknown_variables(environ, [parser, setup_parser]):
+        print(f"{PROG}: warning: {warning}", file=sys.stderr)
     if argv[:1] == ["setup"]:
-        return _setup(parse_args(build_setup_parser(), argv[1:], environ))
-    args = parse_args(build_parser(), argv, environ)
+        return _setup(parse_args(setup_parser, argv[1:], environ))
+    args = parse_args(parser, argv, environ)
     level = "debug" if args.verbose else "warning" if args.quiet else args.log_level
     handler = _setup_logging(level)
     try:
@@ -323,6 +374,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
 def _run(args: argparse.Namespace, level: str) -> int:
     log = logging.getLogger("ipfix_antrea.collector")
     sinks: list[Sink] = []
+    signals = EarlySignals()
     try:
         input_specs = [parse_input_spec(s) for s in args.inputs]
         sink_specs = [parse_sink_spec(s) for s in (args.sinks or ["stdout"])]
@@ -333,22 +385,22 @@ def _run(args: argparse.Namespace, level: str) -> int:
         context = SinkContext(registry, documents.fields)
         for spec in sink_specs:
             sinks.append(open_sink(spec, args, context))
+        collector = Collector(inputs, sinks, documents=documents, allow=allow, queue_records=args.queue_size,
+                              batch_size=args.batch_size, flush_interval=args.flush_interval,
+                              status_interval=0 if level in ("warning", "error") else args.status_interval,
+                              metrics_listen=args.metrics_listen, max_exporters=args.metrics_exporters)
     except (InputError, SinkError, _UsageError, ValueError) as exc:
         log.error("%s", exc)
         _close_quietly(sinks)
+        signals.restore()
         return EXIT_USAGE
 
-    sink: Sink = sinks[0] if len(sinks) == 1 else FanOut(sinks)
     if allow:
         log.info("accepting exporters from %s only", allow)
-    collector = Collector(inputs, sink, documents=documents, allow=allow, queue_records=args.queue_size,
-                          batch_size=args.batch_size, flush_interval=args.flush_interval,
-                          status_interval=0 if level in ("warning", "error") else args.status_interval)
-    summary = collector.run()
+    signals.hand_over(collector)
+    summary = collector.run()  # its loop's handlers replace ours, and reset them at the end
     if summary.output_closed:
         _silence_stdout()
-    elif summary.sink_error:
-        log.error("%s", summary.sink_error)
     if level in ("debug", "info"):
         for line in summary.lines():
             print(line, file=sys.stderr)
@@ -363,7 +415,7 @@ SETUP_PROG = f"{PROG} setup"
 
 def build_setup_parser() -> argparse.ArgumentParser:
     """``ipfix-collect setup``: the index template into Elasticsearch, the dashboards into Kibana."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog=SETUP_PROG,
         description="Install the index template for flow documents into Elasticsearch and, with\n"
         "--kibana, import the data view and dashboards that ship with ipfix-collect into Kibana.\n"

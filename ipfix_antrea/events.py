@@ -84,9 +84,11 @@ class MissingTemplate(Event):
 
 @dataclass(frozen=True)
 class PendingSetDropped(Event):
-    """A held data set was dropped because the buffer for them was full."""
+    """A held data set was dropped without being decoded: the buffer for them was full, or the
+    session ended (``session_ended``) before its template came."""
 
     template_id: int
+    session_ended: bool = False
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,12 @@
 # what other exporters' problems say. Counters of the decoding sessions (`SessionStats`) are
 # summed over live sessions and those that ended (`session_ended` folds them into the totals), so
 # the numbers only grow, however many exporters come and go.
+#
+# The totals are kept per input and per exporter, for the metrics (`ipfix_antrea.metrics`). An
+# exporter is its address (all its UDP ports and TCP connections); the first `max_exporters`
+# exporters to start a session get a label of their own and every later one counts as "other",
+# decided when the session starts and never moved, so that each label's counters only grow and a
+# scan from many addresses cannot make the number of labels grow without bound.
 from __future__ import annotations
 
 import logging
@@ -23,12 +29,15 @@ from .events import MalformedSet
 if TYPE_CHECKING:
     from .events import Event
     from .inputs import Batch
-    from .pipeline import PipelineStats
+    from .pipeline import PipelineStats, SinkReport
     from .session import SessionStats
 
-__all__ = ["Monitor", "RunSummary", "describe_event", "PROG"]
+__all__ = ["Monitor", "RunSummary", "describe_event", "exporter_address", "PROG", "OTHER_EXPORTERS",
+           "DEFAULT_MAX_EXPORTERS"]
 
 PROG = "ipfix-collect"
+OTHER_EXPORTERS = "other"  # the label of exporters beyond the first max_exporters
+DEFAULT_MAX_EXPORTERS = 50
 log = logging.getLogger("ipfix_antrea.collector")
 
 # Kinds of problem that are the exporter's fault (errors) or a consequence of load or policy.
@@ -48,6 +57,11 @@ def describe_event(event: Event) -> str:
     return f"{type(event).__name__}({', '.join(parts)})"
 
 
+def plural(n: int, noun: str) -> str:
+    """``1 exporter``, ``3 exporters``."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def add_stats(total: Counter, names: set[str], stats: SessionStats) -> None:
     """Add one SessionStats into ``total``: every integer counter, and the unknown names."""
     for f in fields(stats):
@@ -57,16 +71,25 @@ def add_stats(total: Counter, names: set[str], stats: SessionStats) -> None:
     names.update(stats.unknown_element_names)
 
 
+def exporter_address(key: str) -> str:
+    """The exporter's address in a listener's session key (``udp 10.0.0.1:4739``,
+    ``tcp [::1]:52011``): the key without its scheme and port."""
+    host = key.rpartition(" ")[2].rpartition(":")[0]
+    return host[1:-1] if host.startswith("[") else host
+
+
 class Monitor:
     """Counts problems and sessions; thread-safe (file inputs report from their own thread)."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_exporters: int = DEFAULT_MAX_EXPORTERS) -> None:
         self.problems: Counter[str] = Counter()  # kind -> occurrences
         self.input_errors: list[str] = []  # inputs that broke off (finite inputs)
+        self.max_exporters = max_exporters
         self._logged: set[tuple[str, str]] = set()
-        self._live: set[str] = set()
+        self._live: dict[tuple[str, str], str] = {}  # (input, session key) -> exporter label
+        self._labels: set[str] = set()  # exporters with a label of their own
         self.exporters_seen = 0
-        self._ended = Counter()
+        self._ended: dict[tuple[str, str], Counter] = {}  # (input, exporter label) -> counters
         self._ended_names: set[str] = set()
         self._lock = threading.Lock()
 
@@ -105,17 +128,27 @@ class Monitor:
 
     # ---------------------------------------------------------------- sessions
 
-    def session_started(self, key: str) -> None:
+    def session_started(self, key: str, input_name: str = "") -> None:
+        """A transport session of ``input_name`` started; ``key`` names it in logs."""
+        address = exporter_address(key)
         with self._lock:
-            self._live.add(key)
+            if address not in self._labels and len(self._labels) < self.max_exporters:
+                self._labels.add(address)
+            self._live[input_name, key] = address if address in self._labels else OTHER_EXPORTERS
             self.exporters_seen += 1
         log.info("%s: session started", key)
 
-    def session_ended(self, key: str, stats: SessionStats) -> None:
+    def session_ended(self, key: str, stats: SessionStats, input_name: str = "") -> None:
+        """The session ``key`` ended: its counters move into the totals of its exporter."""
         with self._lock:
-            self._live.discard(key)
-            add_stats(self._ended, self._ended_names, stats)
+            label = self._live.pop((input_name, key), OTHER_EXPORTERS)
+            add_stats(self._ended.setdefault((input_name, label), Counter()), self._ended_names, stats)
         log.info("%s: session ended (%d records)", key, stats.records)
+
+    def exporter_label(self, key: str, input_name: str = "") -> str:
+        """The exporter label of the open session ``key`` of ``input_name``."""
+        with self._lock:
+            return self._live.get((input_name, key), OTHER_EXPORTERS)
 
     @property
     def exporters(self) -> int:
@@ -124,11 +157,19 @@ class Monitor:
 
     def totals(self, live: Iterable[SessionStats]) -> tuple[Counter, set[str]]:
         """Session counters summed over ``live`` sessions and every session that ended."""
+        total, names = Counter(), set()
         with self._lock:
-            total, names = Counter(self._ended), set(self._ended_names)
+            for counters in self._ended.values():
+                total.update(counters)
+            names.update(self._ended_names)
         for stats in live:
             add_stats(total, names, stats)
         return total, names
+
+    def ended_by_exporter(self) -> dict[tuple[str, str], Counter]:
+        """The counters of ended sessions, by (input, exporter label)."""
+        with self._lock:
+            return {k: Counter(v) for k, v in self._ended.items()}
 
 
 @dataclass
@@ -137,17 +178,24 @@ class RunSummary:
 
     inputs: int = 0
     records: int = 0  # accepted into the delivery queue
-    delivered: int = 0
-    undelivered: int = 0
     dropped: int = 0  # UDP records refused by a full queue
     exporters: int = 0
     counters: Counter = field(default_factory=Counter)
     unknown_elements: set[str] = field(default_factory=set)
     problems: Counter = field(default_factory=Counter)
     input_errors: list[str] = field(default_factory=list)
-    sink_error: str | None = None
+    sinks: list[SinkReport] = field(default_factory=list)
     stopped_by_signal: bool = False
-    output_closed: bool = False
+
+    @property
+    def output_closed(self) -> bool:
+        """A sink's reader went away (standard output closed by ``| head``): a quiet stop."""
+        return any(s.output_closed for s in self.sinks)
+
+    @property
+    def sink_failed(self) -> bool:
+        """A sink failed for a reason of its own (see `SinkReport.failed`)."""
+        return any(s.failed for s in self.sinks)
 
     def lines(self) -> list[str]:
         c = self.counters
@@ -157,10 +205,13 @@ class RunSummary:
             gaps += f" ({c['missing_records']} records missing)"
         if c["out_of_order"]:
             gaps += f", {c['out_of_order']} out of order"
+        # Sets that waited for a template and were dropped: the buffer was full, or the session
+        # ended first. Their records are lost, though not counted (the template says how many).
+        dropped = f" ({c['pending_dropped_sets']} never decoded)" if c["pending_dropped_sets"] else ""
         out = [
             f"{PROG}: {inputs}: {self.records} records, {c['messages']} messages, {c['octets']} bytes",
             f"{PROG}: {c['malformed_messages']} decode errors, {c['malformed_sets']} malformed sets, "
-            f"{c['missing_template_sets']} missing-template sets, {gaps}",
+            f"{c['missing_template_sets']} missing-template sets{dropped}, {gaps}",
         ]
         if self.exporters:
             out.append(f"{PROG}: {self.exporters} exporter session(s)")
@@ -169,16 +220,41 @@ class RunSummary:
             out.append(f"{PROG}: problems: " + ", ".join(f"{n} {k}" for k, n in sorted(other.items())))
         if self.dropped:
             out.append(f"{PROG}: {self.dropped} UDP records dropped: the delivery queue was full")
-        if self.undelivered:
-            out.append(f"{PROG}: {self.undelivered} records NOT delivered: a sink failed (see above)")
+        out += [f"{PROG}: {_sink_summary(s)}" for s in self.sinks]
         if self.unknown_elements:
             names = sorted(self.unknown_elements)
             out.append(f"{PROG}: {len(names)} unknown element(s), decoded as octetArray: " + ", ".join(names))
         if self.input_errors:
             out.append(f"{PROG}: {len(self.input_errors)} input(s) with errors (see above)")
-        if self.output_closed:
-            out.append(f"{PROG}: standard output was closed; stopped early")
         return out
+
+
+def _sink_summary(sink: SinkReport) -> str:
+    if sink.output_closed:
+        return f"{sink.name} was closed by its reader after {sink.delivered} records; stopped early"
+    text = f"{sink.name}: {sink.delivered} records delivered"
+    if sink.undelivered:
+        text += f", {sink.undelivered} NOT delivered"
+    if sink.failed:
+        text += ": it failed (see above)"
+    counters = {k: v for k, v in sink.counters.items() if v}
+    if counters:
+        text += " (" + ", ".join(f"{k}={v}" for k, v in counters.items()) + ")"
+    return text
+
+
+def _sink_status(sink: SinkReport) -> str:
+    parts = [f"{sink.name}: {sink.delivered} delivered"]
+    if sink.undelivered:
+        parts.append(f"{sink.undelivered} undelivered")
+    if sink.failed:
+        parts.append("FAILED")
+    elif not sink.ready and sink.error is None:
+        parts.append("not ready")
+    text = ", ".join(parts)
+    if sink.counters:
+        text += " (" + " ".join(f"{k}={v}" for k, v in sink.counters.items()) + ")"
+    return text
 
 
 class StatusLine:
@@ -188,8 +264,7 @@ class StatusLine:
         self._last_time = time.monotonic()
         self._last_records = 0
 
-    def line(self, pipeline: PipelineStats, counters: Counter, exporters: int, problems: Counter,
-             sink_stats: dict | None) -> str:
+    def line(self, pipeline: PipelineStats, counters: Counter, exporters: int, problems: Counter) -> str:
         now = time.monotonic()
         elapsed = max(now - self._last_time, 1e-9)
         rate = (pipeline.accepted - self._last_records) / elapsed
@@ -198,17 +273,13 @@ class StatusLine:
         errors = counters["malformed_messages"] + counters["malformed_sets"] + sum(
             problems[k] for k in CONNECTION_KINDS)
         parts = [
-            f"{pipeline.accepted} records ({rate:.0f}/s)",
-            f"{exporters} exporters",
-            f"{counters['sequence_gaps']} sequence gaps ({counters['missing_records']} records missing)",
+            f"{plural(pipeline.accepted, 'record')} ({rate:.0f}/s)",
+            plural(exporters, "exporter"),
+            f"{plural(counters['sequence_gaps'], 'sequence gap')} ({plural(counters['missing_records'], 'record')} missing)",
             f"{pipeline.refused} dropped",
-            f"{errors} errors",
+            plural(errors, "error"),
             f"queue {pipeline.queued}/{pipeline.capacity}",
         ]
         if problems["refused"]:
             parts.append(f"{problems['refused']} refused")
-        if pipeline.undelivered:
-            parts.append(f"{pipeline.undelivered} undelivered")
-        if sink_stats:
-            parts.append("sink " + " ".join(f"{k}={v}" for k, v in sink_stats.items()))
-        return "status: " + ", ".join(parts)
+        return "; ".join(["status: " + ", ".join(parts), *map(_sink_status, pipeline.sinks)])

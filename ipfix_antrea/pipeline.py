@@ -18,27 +18,33 @@
 # the queued batches together while they come to at most `COALESCE_RECORDS` (UDP queues one
 # datagram of one or two records per batch: one write per datagram would cost more than the
 # documents), has the document stage (`ipfix_antrea.documents.DocumentBuilder`, given by the
-# caller) turn the records into documents, writes them in slices of `batch_size`, and flushes at
-# least every `flush_interval` seconds, and whenever the queue runs dry, so that a
-# quiet exporter's records do not wait in a buffer. A record counts as *accepted* when it enters
-# the queue and as *delivered* when the sink's `write` returned for it; `close` drains the queue,
-# flushes and closes the sink. If a sink fails, the pipeline stops writing, keeps taking batches
-# off the queue (so producers are never stuck behind a dead sink) and counts their records as
-# *undelivered*: every accepted record ends up delivered or reported, never silently lost.
+# caller) turn the records into documents once, writes them to every sink in slices of
+# `batch_size`, and flushes at least every `flush_interval` seconds, and whenever the queue runs
+# dry, so that a quiet exporter's records do not wait in a buffer. A slow sink holds the others
+# back: they share the queue, and its backpressure.
+#
+# Accounting is per sink. A record counts as *accepted* when it enters the queue, and for each
+# sink as *delivered* when the sink's `write` returned for it (less what the sink reports it could
+# not deliver after all, `Sink.undelivered`), or as *undelivered* for that sink. A sink that fails
+# is dropped from the writing while the others go on; every record handled after that counts as
+# undelivered for it; `close` drains the queue into the sinks still working, flushes and closes
+# every sink. `on_sink_failed` tells the caller of each failure, which decides whether the run can
+# go on (the collector stops when no sink is left, or when standard output was closed). Every
+# accepted record thus ends up delivered or reported for every sink, never silently lost.
 from __future__ import annotations
 
 import asyncio
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
 from .documents import DocumentBuilder
 from .inputs import Batch
-from .sinks import Sink, SinkError
+from .sinks import HistogramSnapshot, Sink, SinkError
 
-__all__ = ["Pipeline", "PipelineStats", "DEFAULT_QUEUE_RECORDS", "DEFAULT_FLUSH_INTERVAL"]
+__all__ = ["Pipeline", "PipelineStats", "SinkReport", "DEFAULT_QUEUE_RECORDS", "DEFAULT_FLUSH_INTERVAL"]
 
 DEFAULT_QUEUE_RECORDS = 100_000
 DEFAULT_FLUSH_INTERVAL = 1.0
@@ -51,49 +57,81 @@ DEFAULT_WAIT_ABOVE = 10_000
 COALESCE_RECORDS = 128
 
 
+@dataclass(frozen=True)
+class SinkReport:
+    """Where one sink stands: its records (accepted = delivered + undelivered + not handled yet),
+    its failure, its readiness and its own counters (`Sink.stats`, `Sink.histograms`)."""
+
+    name: str
+    delivered: int = 0
+    undelivered: int = 0  # accepted, and not delivered to this sink (it failed)
+    error: str | None = None  # why it failed; None while it works
+    output_closed: bool = False  # it failed because its reader went away (stdout | head)
+    ready: bool = True
+    counters: dict[str, int] = field(default_factory=dict)
+    histograms: dict[str, HistogramSnapshot] = field(default_factory=dict)
+
+    @property
+    def failed(self) -> bool:
+        """Failed for a reason of its own (a closed standard output is not one)."""
+        return self.error is not None and not self.output_closed
+
+
 @dataclass
 class PipelineStats:
-    """Record counts through the pipeline; accepted = delivered + undelivered + queued."""
+    """Record counts through the pipeline, and each sink's report."""
 
     accepted: int = 0
-    delivered: int = 0
-    undelivered: int = 0  # accepted, then not written because a sink failed
     refused: int = 0  # offered (UDP) while the queue was full; never accepted
     queued: int = 0  # records in the queue now
     capacity: int = 0
+    sinks: tuple[SinkReport, ...] = ()
+
+
+class _Output:
+    """A sink and the pipeline's accounting of it (guarded by the pipeline's lock)."""
+
+    __slots__ = ("sink", "given", "error")
+
+    def __init__(self, sink: Sink) -> None:
+        self.sink = sink
+        self.given = 0  # records whose write returned
+        self.error: SinkError | None = None
 
 
 class Pipeline:
-    """A bounded queue of batches in front of a sink, drained by a thread of its own.
+    """A bounded queue of batches in front of a list of sinks, drained by a thread of its own.
 
-    ``documents`` turns each batch's records into the sink's documents (default: the plain
+    ``documents`` turns each batch's records into the sinks' documents (default: the plain
     Logstash envelope, no transforms).
 
-    ``on_sink_error`` is called once, from the sink thread, with the `SinkError` that stopped the
-    pipeline's writing; the collector uses it to shut down.
+    ``on_sink_failed`` is called once per failing sink, from the thread that met the failure
+    (the sink thread, or `close`'s caller), with the sink and its `SinkError`; `working` then
+    says which sinks are left. The collector uses it to log the failure and to stop when none is.
 
     ``threaded=False`` is for a single producer that may block (files and captures with no
-    listener): `put` then writes to the sink in the caller's thread, and there is no queue and no
+    listener): `put` then writes to the sinks in the caller's thread, and there is no queue and no
     sink thread. Decoding and writing in two threads that share the GIL cost about a quarter
-    more CPU than doing both in one; only listeners, which must keep reading while the sink
-    writes, need the thread. `offer` and `put_async` are not available then.
+    more CPU than doing both in one; only listeners, which must keep reading while the sinks
+    write, need the thread. `offer` and `put_async` are not available then.
     """
 
-    def __init__(self, sink: Sink, *, documents: DocumentBuilder | None = None,
+    def __init__(self, sinks: Sequence[Sink], *, documents: DocumentBuilder | None = None,
                  capacity: int = DEFAULT_QUEUE_RECORDS,
                  batch_size: int = DEFAULT_BATCH_SIZE, flush_interval: float = DEFAULT_FLUSH_INTERVAL,
-                 on_sink_error: Callable[[SinkError], None] | None = None,
+                 on_sink_failed: Callable[[Sink, SinkError], None] | None = None,
                  wait_above: int | None = None, threaded: bool = True) -> None:
-        self.sink = sink
+        if not sinks:
+            raise ValueError("a pipeline needs at least one sink")
+        self.sinks = list(sinks)
+        self._outputs = [_Output(s) for s in self.sinks]
         self.documents = documents if documents is not None else DocumentBuilder()
         self.capacity = capacity
         #: `put` and `put_async` wait while a batch would take the queue past this many records.
-        self.wait_above = min(capacity, DEFAULT_WAIT_ABOVE) if wait_above is None else min(capacity, wait_above)
+        self.wait_above = min(capacity, wait_above if wait_above is not None else DEFAULT_WAIT_ABOVE)
         self.batch_size = batch_size
         self.flush_interval = flush_interval
-        self.sink_error: SinkError | None = None
-        self._on_sink_error = on_sink_error
-        self._wants_ids = sink.wants_ids
+        self._on_sink_failed = on_sink_failed
         self._queue: deque[Batch] = deque()
         self._queued = 0
         self._lock = threading.Lock()
@@ -102,10 +140,9 @@ class Pipeline:
         self._closing = False
         self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future]] = []
         self._accepted = 0
-        self._delivered = 0
-        self._undelivered = 0
+        self._handled = 0  # records taken off the queue and written to every working sink
         self._refused = 0
-        self._last_flush = time.monotonic()  # inline mode: when the sink was last flushed
+        self._last_flush = time.monotonic()  # inline mode: when the sinks were last flushed
         self._thread: threading.Thread | None = None
         if threaded:
             self._thread = threading.Thread(target=self._run, name="ipfix-sink", daemon=True)
@@ -208,72 +245,91 @@ class Pipeline:
 
     def _run(self) -> None:
         last_flush = time.monotonic()
-        dirty = False
         while True:
             batches = self._take(self.flush_interval)
             if batches is None:
-                if dirty:
-                    self._flush()
-                    dirty = False
-                    last_flush = time.monotonic()
+                # Idle for a flush interval: push out what the sinks hold, and give them the
+                # chance to report what went wrong meanwhile (a sink failing in the background,
+                # a rotation due while nothing comes).
+                self._flush()
+                last_flush = time.monotonic()
                 with self._lock:
                     if self._closing and not self._queue:
                         return
                 continue
-            dirty = self._deliver(batches) or dirty
-            if dirty and time.monotonic() - last_flush >= self.flush_interval:
+            self._deliver(batches)
+            if time.monotonic() - last_flush >= self.flush_interval:
                 self._flush()
-                dirty = False
                 last_flush = time.monotonic()
 
-    def _deliver(self, batches: list[Batch]) -> bool:
-        """Writes the records of ``batches``; False when nothing was written."""
-        if self.sink_error is not None:
-            self._count_undelivered(sum(len(b.records) for b in batches))
-            return False
+    def _deliver(self, batches: list[Batch]) -> None:
+        """Writes the records of ``batches`` to every working sink."""
+        n = sum(len(b.records) for b in batches)
+        outputs = self.working_outputs()
+        if not outputs or not n:
+            self._handled_more(n)
+            return
         docs: list[dict] = []
-        ids: list[str] | None = [] if self._wants_ids else None
+        wants_ids = any(o.sink.wants_ids for o in outputs)
+        ids: list[str] | None = [] if wants_ids else None
         for batch in batches:
             if batch.records:
                 docs += self.documents.build(batch.records, batch.host)
                 if ids is not None:
                     ids += self.documents.ids(batch.records, batch.host)
-        if not docs:
-            return False
         size = self.batch_size
-        for i in range(0, len(docs), size):
-            try:
-                self.sink.write(docs[i:i + size], None if ids is None else ids[i:i + size])
-            except (SinkError, OSError) as exc:
-                self._fail(exc)
-                self._count_undelivered(len(docs) - i)
-                return False
-            with self._lock:
-                self._delivered += min(size, len(docs) - i)
-        return True
+        for output in outputs:
+            sink = output.sink
+            own_ids = ids if sink.wants_ids else None
+            for i in range(0, len(docs), size):
+                try:
+                    sink.write(docs[i:i + size], None if own_ids is None else own_ids[i:i + size])
+                except Exception as exc:  # noqa: BLE001 - one sink's failure, whatever it is, is its own
+                    self._fail(output, exc)
+                    break
+                with self._lock:
+                    output.given += min(size, len(docs) - i)
+        self._handled_more(n)
+
+    def _handled_more(self, n: int) -> None:
+        with self._lock:
+            self._handled += n
 
     def _flush(self) -> None:
-        if self.sink_error is not None:
-            return
-        try:
-            self.sink.flush()
-        except (SinkError, OSError) as exc:
-            self._fail(exc)
+        for output in self.working_outputs():
+            try:
+                output.sink.flush()
+            except Exception as exc:  # noqa: BLE001 - as in _deliver
+                self._fail(output, exc)
 
-    def _count_undelivered(self, n: int) -> None:
+    def _fail(self, output: _Output, exc: BaseException) -> None:
+        error = _as_sink_error(output.sink, exc)
         with self._lock:
-            self._undelivered += n
+            if output.error is not None:
+                return
+            output.error = error
+        if self._on_sink_failed is not None:
+            self._on_sink_failed(output.sink, error)
 
-    def _fail(self, exc: BaseException) -> None:
-        self.sink_error = _as_sink_error(self.sink, exc)
-        if self._on_sink_error is not None:
-            self._on_sink_error(self.sink_error)
+    def working_outputs(self) -> list[_Output]:
+        with self._lock:
+            return [o for o in self._outputs if o.error is None]
+
+    def alive(self) -> bool:
+        """False when the sink thread has died while the pipeline was open (a bug): nothing
+        would empty the queue any more."""
+        return self._thread is None or self._thread.is_alive() or self._closing
+
+    def working(self) -> list[Sink]:
+        """The sinks that have not failed."""
+        return [o.sink for o in self.working_outputs()]
 
     # ---------------------------------------------------------------- shutting down
 
     def close(self, timeout: float | None = None) -> PipelineStats:
-        """Refuses new batches, waits for the sink thread to drain the queue and flush, then
-        closes the sink. A sink failure while closing is in ``sink_error`` afterwards."""
+        """Refuses new batches, waits for the sink thread to drain the queue into the working
+        sinks and flush them, then closes every sink (failed ones too: they may release what
+        they hold and account for it). A failure while closing is reported like any other."""
         with self._lock:
             self._closing = True
             self._not_empty.notify_all()
@@ -283,17 +339,30 @@ class Pipeline:
             loop.call_soon_threadsafe(_wake, fut)
         if self._thread is not None:
             self._thread.join(timeout)
-        try:
-            self.sink.close()
-        except (SinkError, OSError) as exc:
-            if self.sink_error is None:
-                self.sink_error = _as_sink_error(self.sink, exc)
+        for output in self._outputs:
+            try:
+                output.sink.close()
+            except Exception as exc:  # noqa: BLE001 - as in _deliver
+                self._fail(output, exc)
         return self.stats()
 
     def stats(self) -> PipelineStats:
         with self._lock:
-            return PipelineStats(self._accepted, self._delivered, self._undelivered, self._refused,
-                                 self._queued, self.capacity)
+            head = (self._accepted, self._refused, self._queued, self.capacity)
+            handled = self._handled
+            outputs = [(o.sink, o.given, o.error) for o in self._outputs]
+        return PipelineStats(*head, sinks=tuple(_report(sink, given, error, handled)
+                                                for sink, given, error in outputs))
+
+
+def _report(sink: Sink, given: int, error: SinkError | None, handled: int) -> SinkReport:
+    lost = sink.undelivered()  # taken by write, then not delivered after all
+    # A failed sink missed every record handled since; a working one misses none (`given` may
+    # run ahead of `handled` while a write is under way).
+    missed = max(handled - given, 0) if error is not None else 0
+    return SinkReport(sink.name, given - lost, missed + lost, None if error is None else str(error),
+                      isinstance(getattr(error, "__cause__", None), BrokenPipeError),
+                      sink.ready() and error is None, sink.stats(), sink.histograms())
 
 
 def _wake(fut: asyncio.Future) -> None:
@@ -305,6 +374,9 @@ def _as_sink_error(sink: Sink, exc: BaseException) -> SinkError:
     """A sink's failure as a SinkError; the original (e.g. BrokenPipeError) is its cause."""
     if isinstance(exc, SinkError):
         return exc
-    error = SinkError(f"{sink.name}: {getattr(exc, 'strerror', None) or exc}")
+    if isinstance(exc, OSError):
+        error = SinkError(f"{sink.name}: {exc.strerror or exc}")
+    else:  # a bug in the sink: say what it raised
+        error = SinkError(f"{sink.name}: unexpected error: {exc!r}")
     error.__cause__ = exc
     return error

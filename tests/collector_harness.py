@@ -100,12 +100,16 @@ class RunningCollector:
     """``with RunningCollector(["udp://127.0.0.1:0"]) as c:`` -> send to ``c.port("udp")``."""
 
     def __init__(self, specs: Sequence, sink=None, *, allow: Sequence[str] = (),
-                 queue_records: int = 100_000, flush_interval: float = 0.05, **opts) -> None:
-        """``specs``: input specs, or inputs already built (to set what the command line cannot)."""
+                 queue_records: int = 100_000, flush_interval: float = 0.05, sinks: Sequence = (),
+                 metrics_listen: str | None = None, max_exporters: int = 50, **opts) -> None:
+        """``specs``: input specs, or inputs already built (to set what the command line cannot).
+        ``sink`` is the first sink (default: a `MemorySink`), ``sinks`` more after it."""
         self.sink = sink if sink is not None else MemorySink()
         inputs = [open_input(s, options=options(**opts)) if isinstance(s, str) else s for s in specs]
-        self.collector = Collector(inputs, self.sink, allow=AllowList(allow), queue_records=queue_records,
-                                   flush_interval=flush_interval, status_interval=0)
+        self.collector = Collector(inputs, [self.sink, *sinks], allow=AllowList(allow),
+                                   queue_records=queue_records, flush_interval=flush_interval,
+                                   status_interval=0, metrics_listen=metrics_listen,
+                                   max_exporters=max_exporters)
         self.summary: RunSummary | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread = threading.Thread(target=self._main, daemon=True)
@@ -119,7 +123,7 @@ class RunningCollector:
 
     def __enter__(self) -> RunningCollector:
         self._thread.start()
-        assert self.collector.ready.wait(10), "collector did not start"
+        assert self.collector.started.wait(10), "collector did not start"
         return self
 
     def port(self, scheme: str) -> int:

@@ -6,10 +6,12 @@ capture from the Logstash codec's test corpus is used when tests/data/corpus hol
 """
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import orjson
@@ -389,16 +391,27 @@ def test_process_exits_1_on_garbage_and_still_writes_good_records():
     assert b"Traceback" not in proc.stderr
 
 
-def test_closed_stdout_pipe_is_not_a_crash():
-    src = antrea_stream(ROWS * 2000)
+@pytest.mark.parametrize("lines", [0, 1])
+def test_a_reader_that_goes_away_stops_the_run_quietly_with_the_normal_exit_status(lines):
+    # `ipfix-collect ... | head -LINES`: the reader takes LINES lines, then closes the pipe.
     env = dict(os.environ, PYTHONPATH=str(REPO))
     proc = subprocess.Popen([sys.executable, "-m", "ipfix_antrea.cli", "-i", "file:-", "--batch-size", "1"],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             env=env, cwd=REPO)
-    proc.stdout.close()  # like `| head` exiting at once
-    _, err = proc.communicate(src, timeout=120)
-    assert b"Traceback" not in err
-    assert b"standard output was closed" in err
+
+    def feed() -> None:
+        with contextlib.suppress(BrokenPipeError):  # the collector stops reading early
+            proc.stdin.write(antrea_stream(ROWS * 2000))
+            proc.stdin.close()
+
+    threading.Thread(target=feed, daemon=True).start()
+    taken = [proc.stdout.readline() for _ in range(lines)]
+    proc.stdout.close()
+    err = proc.stderr.read()
+    assert proc.wait(120) == EXIT_OK
+    assert [orjson.loads(line)["ipfix"]["sourcePodName"] for line in taken] == ["pod-a"][:lines]
+    assert b"Traceback" not in err and b"NOT delivered" not in err and b"error:" not in err
+    assert b"stdout was closed by its reader after" in err
 
 
 # --------------------------------------------------------------------------------------------
@@ -466,3 +479,11 @@ def test_malformed_set_is_described_on_stderr_and_good_sets_still_written(tmp_pa
     assert len(read_jsonl(out)) == 2
     assert "error: file:" in err and "set 4 of domain 7: set id 4 is reserved" in err
     assert "1 malformed sets" in err
+
+
+def test_sets_whose_template_never_came_are_reported_as_never_decoded(tmp_path, capsys):
+    enc = encoder()
+    src = write(tmp_path, "data-only.ipfix", b"".join(enc.encode(256, [ROWS[0]]) + enc.encode(256, [ROWS[1]])))
+    status, err = run_cli(capsys, "-i", f"file:{src}", "-s", f"jsonl:{tmp_path / 'o.jsonl'}")
+    assert status == EXIT_OK
+    assert "2 missing-template sets (2 never decoded)" in err

@@ -12,7 +12,8 @@ from pathlib import Path
 import orjson
 import pytest
 
-from collector_harness import messages
+from collector_harness import MemorySink, messages
+from ipfix_antrea import sinks
 from ipfix_antrea.cli import EXIT_INPUT_ERRORS, EXIT_OK, EXIT_SINK_FAILED, EXIT_USAGE, main
 
 pytestmark = pytest.mark.timeout(60)
@@ -60,6 +61,21 @@ def test_a_signal_drains_flushes_and_exits_0(tmp_path, sig):
     assert status == EXIT_OK
     assert len(lines(out)) == 300
     assert "stopping" in err and "300 records" in err
+
+
+def test_a_signal_while_the_sinks_are_being_opened_stops_the_run_as_it_starts(monkeypatch, capsys):
+    monkeypatch.setattr(sinks, "_SCHEMES", dict(sinks._SCHEMES))
+
+    def slow_to_open(arg, options, context):
+        os.kill(os.getpid(), signal.SIGTERM)  # the pod is deleted while the collector starts
+        return MemorySink()
+
+    sinks.register_sink("slow", slow_to_open, usage="slow", help="a sink that takes its time")
+    status = main(["-i", "tcp://127.0.0.1:0", "-s", "slow"])
+    err = capsys.readouterr().err
+    assert status == EXIT_OK
+    assert "SIGTERM: stopping" in err and "listening on" not in err
+    assert "1 input: 0 records" in err and "memory: 0 records delivered" in err
 
 
 def test_status_line_is_printed_periodically(tmp_path):
@@ -151,3 +167,51 @@ def test_udp_receive_buffer_and_reuse_port_options_are_applied():
         sock = listener._transport.get_extra_info("socket")
         assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT) == 1
         assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) >= 64 * 1024
+
+
+@pytest.mark.parametrize("spec", ["udp://127.0.0.1:99999", "tcp://127.0.0.1:99999", "udp://127.0.0.1:http"])
+def test_a_port_out_of_range_or_not_a_number_is_a_usage_error(spec, capsys):
+    assert main(["-i", spec]) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert spec in err and "port" in err
+
+
+@pytest.mark.parametrize("argv", [["-i", "file:x", "--queue-size", "lots"], ["-i", "file:x", "--no-such-flag"], []])
+def test_an_argument_error_is_one_line_and_a_hint_not_the_usage(argv, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(argv, environ={})
+    err = capsys.readouterr().err
+    assert exit_.value.code == EXIT_USAGE
+    assert err.splitlines()[0].startswith("ipfix-collect: error: ")
+    assert err.splitlines()[1:] == ["ipfix-collect: see 'ipfix-collect --help' for every flag"]
+
+
+def test_a_setup_argument_error_is_one_line_and_a_hint(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["setup", "--wait", "soon"], environ={})
+    err = capsys.readouterr().err
+    assert exit_.value.code == EXIT_USAGE
+    assert len(err.splitlines()) == 2 and "ipfix-collect setup --help" in err
+
+
+def test_a_misspelled_environment_variable_is_warned_about_naming_the_closest_flag(tmp_path, capsys):
+    src = tmp_path / "in.ipfix"
+    src.write_bytes(b"".join(messages(3)))
+    status = main(["-i", f"file:{src}", "-s", f"jsonl:{tmp_path / 'o.jsonl'}"],
+                  environ={"IPFIX_COLLECT_QUEUE_SIZ": "10", "IPFIX_COLLECT_STATUS_INTERVAL": "5"})
+    err = capsys.readouterr().err
+    assert status == EXIT_OK
+    assert "warning: IPFIX_COLLECT_QUEUE_SIZ sets no flag" in err
+    assert "did you mean IPFIX_COLLECT_QUEUE_SIZE (--queue-size)?" in err
+    assert "STATUS_INTERVAL" not in err
+
+
+def test_variables_of_setup_are_not_misspellings_for_the_collector_and_the_other_way_round(tmp_path, capsys):
+    src = tmp_path / "in.ipfix"
+    src.write_bytes(b"".join(messages(3)))
+    both = {"IPFIX_COLLECT_ELASTICSEARCH": "http://127.0.0.1:1", "IPFIX_COLLECT_KIBANA": "http://127.0.0.1:2",
+            "IPFIX_COLLECT_INPUT": f"file:{src}", "IPFIX_COLLECT_SINK": f"jsonl:{tmp_path / 'o.jsonl'}"}
+    assert main([], environ=both) == EXIT_OK
+    assert "warning" not in capsys.readouterr().err
+    main(["setup", "--kibana-space", "bad space?"], environ=both)  # fails later; no warning first
+    assert "sets no flag" not in capsys.readouterr().err

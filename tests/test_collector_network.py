@@ -392,5 +392,57 @@ def test_stop_hands_over_what_connections_already_received():
             s.sendall(b"".join(messages(100, max_size=65535)))
             time.sleep(0.3)
             summary = c.stop()  # the exporter is still connected
-    assert len(sink.docs) == 100 and summary.delivered == 100
+    assert len(sink.docs) == 100 and summary.sinks[0].delivered == 100
     assert sink.closed and sink.flushes >= 1
+
+
+def test_a_refused_exporter_is_logged_once_however_often_it_reconnects(caplog):
+    with RunningCollector(["tcp://127.0.0.1:0"], allow=["10.0.0.0/8"]) as c:
+        for _ in range(3):  # each connection comes from a new source port
+            with socket.create_connection(("127.0.0.1", c.port("tcp"))) as s:
+                s.settimeout(10)
+                assert s.recv(1) == b""
+        summary = c.stop()
+    warnings_ = [r.getMessage() for r in caplog.records if "--allow" in r.getMessage()]
+    assert summary.problems["refused"] == 3
+    assert len(warnings_) == 1 and warnings_[0].startswith("tcp 127.0.0.1: ")
+
+
+def test_a_refused_udp_exporter_is_logged_once_from_any_source_port(caplog):
+    with RunningCollector(["udp://127.0.0.1:0"], allow=["10.0.0.0/8"]) as c:
+        for _ in range(3):  # three sockets: three source ports
+            send_udp(c.port("udp"), messages(1)[:1])
+        time.sleep(0.2)
+        summary = c.stop()
+    warnings_ = [r.getMessage() for r in caplog.records if "--allow" in r.getMessage()]
+    assert summary.problems["refused"] == 3
+    assert len(warnings_) == 1 and warnings_[0].startswith("udp 127.0.0.1: ")
+
+
+def test_status_line_says_1_exporter_in_the_singular():
+    from ipfix_antrea.monitor import StatusLine
+
+    with RunningCollector(["udp://127.0.0.1:0"]) as c:
+        send_udp(c.port("udp"), messages(1))
+        c.sink.wait_for(1)
+        line = c.collector.status_line(StatusLine())
+    assert "1 records" not in line and ", 1 exporter," in line
+
+
+def test_udp_sets_still_waiting_for_their_template_at_stop_are_counted_as_dropped():
+    enc = encoder()
+    with RunningCollector(["udp://127.0.0.1:0"]) as c:
+        send_udp(c.port("udp"), enc.encode(256, [row(1)]))
+        time.sleep(0.2)
+        summary = c.stop()
+    assert summary.counters["missing_template_sets"] == 1
+    assert summary.counters["pending_dropped_sets"] == 1
+
+
+def test_tcp_sets_still_waiting_for_their_template_at_the_end_of_the_connection_are_counted():
+    enc = encoder()
+    with RunningCollector(["tcp://127.0.0.1:0"]) as c:
+        send_tcp(c.port("tcp"), b"".join(enc.encode(256, [row(1)])))
+        time.sleep(0.2)
+        summary = c.stop()
+    assert summary.counters["pending_dropped_sets"] == 1

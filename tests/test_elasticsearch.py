@@ -49,10 +49,10 @@ def prefix(server, request):
 
 def open_es(server, prefix, tmp_path, **settings) -> ElasticsearchSink:
     """A sink writing to ``<prefix>-%Y.%m.%d`` with template ``<prefix>``."""
+    settings.setdefault("dead_letter", str(tmp_path / "dead.jsonl"))
     options = ElasticsearchOptions(
         index=f"{prefix}-%Y.%m.%d", template_name=prefix, user=server.user,
-        password=server.password, dead_letter=str(tmp_path / "dead.jsonl"), retry_for=180,
-        **settings)
+        password=server.password, retry_for=180, **settings)
     return ElasticsearchSink(make_client([server.url], options), options, name="test")
 
 
@@ -294,11 +294,41 @@ def test_a_document_without_timestamp_goes_to_the_dead_letter_file(server, prefi
     assert sink.stats()["rejected"] == 1 and sink.stats()["indexed"] == 1
 
 
-def test_wrong_password_fails_at_open(server, prefix, tmp_path):
+def test_wrong_password_fails_the_sink_without_retrying(server, prefix, tmp_path):
     options = ElasticsearchOptions(index=f"{prefix}-%Y", template_name=prefix, user=server.user,
                                    password="wrong", dead_letter=str(tmp_path / "dead.jsonl"))
+    sink = ElasticsearchSink(make_client([server.url], options), options)  # retry_for 0: for ever
     with pytest.raises(SinkError, match="401"):
-        ElasticsearchSink(make_client([server.url], options), options)
+        sink.close()  # the set-up's answer is final: closing does not wait for ever
+    assert not sink.ready()
+
+
+def test_a_sink_that_refuses_nothing_creates_no_dead_letter_file(server, prefix, tmp_path):
+    sink = open_es(server, prefix, tmp_path)
+    sink.write(flow_documents(20)[0])
+    sink.close()
+    assert sink.stats()["indexed"] == 20
+    assert not (tmp_path / "dead.jsonl").exists()
+
+
+def test_the_dead_letter_file_and_its_directory_are_created_when_first_needed(server, prefix, tmp_path):
+    docs, _ = flow_documents(3)
+    docs[1] = {"no": "timestamp"}
+    sink = open_es(server, prefix, tmp_path, dead_letter=str(tmp_path / "dead" / "letters.jsonl"))
+    sink.write(docs)
+    sink.close()
+    lines = (tmp_path / "dead" / "letters.jsonl").read_bytes().splitlines()
+    assert [orjson.loads(x)["document"] for x in lines] == [{"no": "timestamp"}]
+
+
+def test_a_dead_letter_file_that_cannot_be_created_fails_the_sink_when_needed(server, prefix, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("a file where a directory should be")
+    sink = open_es(server, prefix, tmp_path, dead_letter=str(blocker / "dead.jsonl"))  # opens fine
+    sink.write([{"no": "timestamp"}])  # refused at once: to the dead-letter file, which fails
+    with pytest.raises(SinkError, match="1 document.s. not delivered .*cannot write dead-letter file .*lost"):
+        sink.close()
+    assert sink.undelivered() == 1 and sink.stats()["in_flight"] == 0
 
 
 # --------------------------------------------------------------------------- ids and replays

@@ -17,6 +17,7 @@ from elasticsearch_server import (
     flow_documents,
     require_es,
     unique_prefix,
+    wait_until,
 )
 
 from ipfix_antrea.sinks import SinkError
@@ -135,9 +136,33 @@ def test_write_blocks_while_every_request_is_in_flight(server, prefix, proxy, tm
     assert stored(server, prefix) == 30
 
 
-def test_an_unreachable_server_fails_at_open_once_the_retry_budget_is_spent(prefix, tmp_path):
-    with pytest.raises(SinkError, match="index template failed after retrying"):
-        open_es([f"http://127.0.0.1:{free_port()}"], prefix, tmp_path, retry_for=0.5)
+def test_opening_does_not_wait_for_an_unreachable_server_and_neither_does_closing(prefix, tmp_path):
+    sink = open_es([f"http://127.0.0.1:{free_port()}"], prefix, tmp_path, retry_for=600)
+    assert not sink.ready()  # the index template is being retried in the background
+    sink.close()  # nothing was written: nothing to wait for
+    assert not (tmp_path / "dead.jsonl").exists()
+
+
+def test_an_unreachable_server_fails_the_sink_once_the_retry_budget_is_spent(prefix, tmp_path):
+    docs, _ = flow_documents(10)
+    sink = open_es([f"http://127.0.0.1:{free_port()}"], prefix, tmp_path, retry_for=0.5)
+    sink.write(docs)  # accepted: they wait for the template
+    with pytest.raises(SinkError, match="10 document.s. not delivered .*index template failed after retrying"):
+        sink.close()
+    assert not sink.ready() and sink.undelivered() == 10
+    assert [d["document"] for d in dead_letters(tmp_path)] == docs
+
+
+def test_the_sink_gets_ready_when_the_server_comes_up(server, prefix, tmp_path):
+    port = free_port()
+    docs, _ = flow_documents(50)
+    sink = open_es([f"http://127.0.0.1:{port}"], prefix, tmp_path, retry_for=120)
+    sink.write(docs)
+    assert not sink.ready()
+    with FaultProxy(server.url, server.auth, port=port):  # Elasticsearch "starts"
+        assert wait_until(sink.ready, timeout=60)
+        sink.close()
+    assert stored(server, prefix) == 50 and sink.undelivered() == 0
 
 
 def test_with_several_hosts_a_dead_one_is_passed_over(server, prefix, tmp_path):
@@ -186,8 +211,10 @@ def test_tls_with_the_ca_verifies_the_server(server, prefix, tls_proxy, ca, tmp_
 
 
 def test_tls_without_the_ca_refuses_the_server(prefix, tls_proxy, tmp_path):
+    sink = open_es([tls_proxy.url], prefix, tmp_path, retry_for=0.5)
+    sink.write(flow_documents(1)[0])
     with pytest.raises(SinkError, match="(?i)certificate"):
-        open_es([tls_proxy.url], prefix, tmp_path, retry_for=0.5)
+        sink.close()
 
 
 def test_tls_insecure_accepts_the_server_unverified(server, prefix, tls_proxy, tmp_path):

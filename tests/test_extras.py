@@ -1,6 +1,7 @@
 """`pip install ipfix-antrea` (no extras) is the library, and a collector for files, stdout,
-jsonl and the network inputs; the [collector] extra's packages (elasticsearch, dpkt) are needed
-only by the input and sink that use them, which say so when they are missing.
+jsonl and the network inputs; the [collector] extra's packages (elasticsearch, dpkt,
+prometheus_client, tqdm) are needed only by the input, sink, flag and progress line that use them,
+which say so when they are missing.
 
 Each test runs a fresh interpreter in which importing those packages fails, as on a machine
 where they were never installed.
@@ -21,7 +22,7 @@ WITHOUT_EXTRAS = textwrap.dedent("""
 
     class NotInstalled(importlib.abc.MetaPathFinder):
         def find_spec(self, name, path=None, target=None):
-            if name.split(".")[0] in ("elasticsearch", "elastic_transport", "dpkt"):
+            if name.split(".")[0] in ("elasticsearch", "elastic_transport", "dpkt", "prometheus_client", "tqdm"):
                 raise ModuleNotFoundError(f"No module named {name!r}", name=name)
             return None
 
@@ -83,3 +84,22 @@ def test_setup_without_the_elasticsearch_client_says_which_extra_to_install():
     assert result.returncode == 1
     assert "pip install 'ipfix-antrea[collector]'" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_progress_on_without_tqdm_says_which_extra_to_install():
+    result = run(f"""
+        from ipfix_antrea.cli import main
+        sys.exit(main(["--input", "file:{SAMPLE}", "--progress", "on"]))
+    """)
+    assert result.returncode == 2
+    assert "--progress on needs tqdm" in result.stderr
+
+
+def test_metrics_without_the_prometheus_client_say_which_extra_to_install():
+    result = run("""
+        from ipfix_antrea.cli import main
+        sys.exit(main(["--input", "udp://127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"]))
+    """)
+    assert result.returncode == 2
+    assert "--metrics-listen needs the Prometheus client" in result.stderr
+    assert "pip install 'ipfix-antrea[collector]'" in result.stderr

@@ -19,8 +19,8 @@ import dpkt
 import orjson
 import pytest
 
-from ipfix_antrea import Encoder, MissingTemplate, Session, TemplateExpired
-from ipfix_antrea.cli import EXIT_OK, main
+from ipfix_antrea import Encoder, MissingTemplate, PendingSetDropped, Session, TemplateExpired
+from ipfix_antrea.cli import EXIT_INPUT_ERRORS, EXIT_OK, main
 from ipfix_antrea.inputs import InputError, open_input
 from ipfix_antrea.inputs.pcap import MAX_STREAM_HOLD, PcapInput
 
@@ -198,6 +198,14 @@ def test_nanosecond_pcap_timestamps_are_read_exactly(tmp_path):
     batches, inp = replay(path, template_lifetime=10)
     assert len(records_of(batches)) == 1
     assert inp.stats()[0].templates_expired == 1
+
+
+def test_udp_sets_still_waiting_for_their_template_at_the_end_of_the_capture_are_dropped(tmp_path):
+    data = messages(FIELDS_A, rows_a(2))[1:]  # no template
+    batches, inp = replay(write_pcap(tmp_path / "c.pcap", [udp_frame(EXPORTER_A, 50000, m) for m in data]))
+    (stats,) = inp.stats()
+    assert stats.pending_dropped_sets == 1
+    assert PendingSetDropped(1, 256, session_ended=True) in [e for b in batches for e in b.events]
 
 
 def test_malformed_udp_datagram_is_reported_and_its_flow_goes_on(tmp_path):
@@ -635,3 +643,20 @@ def test_allow_list_applies_to_the_exporters_of_a_capture(tmp_path, capsys):
     assert status == EXIT_OK
     assert {d["host"] for d in docs} == {EXPORTER_B} and len(docs) == 3
     assert "refused" in err and EXPORTER_A in err
+
+
+@pytest.mark.parametrize("writer", [write_pcap, write_pcapng])
+def test_a_capture_given_as_file_input_suggests_pcap(tmp_path, capsys, writer):
+    path = writer(tmp_path / "flows.cap", [udp_frame(EXPORTER_A, 50000, m) for m in messages(FIELDS_A, rows_a(1))])
+    status = main(["--input", f"file:{path}", "--sink", f"jsonl:{tmp_path / 'out.jsonl'}"])
+    assert status == EXIT_INPUT_ERRORS
+    assert f"file:{path}: this is a packet capture, not IPFIX messages: read it with pcap:{path}" \
+        in capsys.readouterr().err
+
+
+def test_an_ipfix_file_given_as_pcap_input_suggests_file(tmp_path, capsys):
+    path = tmp_path / "flows.ipfix"
+    path.write_bytes(b"".join(messages(FIELDS_A, rows_a(1))))
+    status = main(["--input", f"pcap:{path}", "--sink", f"jsonl:{tmp_path / 'out.jsonl'}"])
+    assert status == EXIT_INPUT_ERRORS
+    assert f"it begins like IPFIX messages, read it with file:{path}" in capsys.readouterr().err

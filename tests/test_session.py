@@ -14,6 +14,7 @@ from ipfix_antrea import (
     MissingTemplate,
     NonZeroPadding,
     PendingSetDropped,
+    SavedTemplate,
     SequenceGap,
     SequenceOutOfOrder,
     Session,
@@ -54,6 +55,28 @@ def test_feed_decodes_a_stream_split_at_every_offset():
         records = s.feed(stream[:cut]) + s.feed(stream[cut:])
         assert [r.values for r in records] == ROWS
         assert s.buffered == 0
+
+
+def test_feed_takes_any_bytes_like_chunk():
+    enc = encoder()
+    stream = b"".join(enc.template_messages() + enc.encode(256, ROWS))
+    for chunk in (bytearray(stream), memoryview(stream)):
+        assert [r.values for r in Session().feed(chunk)] == ROWS
+    s = Session()
+    records = s.feed(memoryview(stream)[:30]) + s.feed(bytearray(stream[30:]))
+    assert [r.values for r in records] == ROWS
+
+
+def test_feed_rejects_a_bad_header_completed_by_a_later_chunk():
+    enc = encoder()
+    good = b"".join(enc.template_messages() + enc.encode(256, ROWS))
+    bad = b"\x00\x09" + good[2:16]
+    s = Session()
+    assert len(s.feed(good + bad[:7])) == 2
+    with pytest.raises(DecodeError, match="version 9") as raised:
+        s.feed(bad[7:])
+    assert raised.value.offset == len(good) and raised.value.records == []
+    assert s.stats.malformed_messages == 1
 
 
 def test_feed_keeps_a_partial_message_for_the_next_call():
@@ -180,6 +203,17 @@ def test_data_set_before_its_template_is_held_then_decoded():
     assert s.stats.pending_decoded_sets == 1
 
 
+def test_held_sets_a_template_releases_do_not_count_for_its_message_sequence():
+    enc = encoder()
+    s = Session()
+    s.decode_datagram(enc.encode(256, ROWS)[0])  # before its template: held
+    assert len(s.decode_datagram(enc.template_messages()[0])) == 2
+    s.take_events()
+    assert len(s.decode_datagram(enc.encode(256, ROWS)[0])) == 2
+    assert s.take_events() == []
+    assert s.stats.sequence_gaps == 0 and s.stats.out_of_order == 0
+
+
 def test_held_data_sets_are_bounded():
     enc = encoder()
     s = Session(max_pending_sets=2)
@@ -188,6 +222,38 @@ def test_held_data_sets_are_bounded():
     assert s.stats.pending_dropped_sets == 1
     assert any(isinstance(e, PendingSetDropped) for e in s.take_events())
     assert len(s.feed(enc.template_messages()[0])) == 2
+
+
+def test_sets_still_waiting_for_their_template_when_the_stream_ends_are_dropped_and_counted():
+    enc = encoder()
+    s = Session()
+    s.feed(enc.encode(256, ROWS)[0])
+    s.take_events()
+    s.end_of_stream()
+    assert s.stats.pending_dropped_sets == 1
+    assert s.take_events() == [PendingSetDropped(1, 256, session_ended=True)]
+    assert s.feed(enc.template_messages()[0]) == []  # nothing is left to release
+
+
+def test_closing_a_datagram_session_drops_the_sets_still_waiting_once():
+    enc = encoder()
+    s = Session(template_lifetime=1800)
+    s.decode_datagram(enc.encode(256, ROWS[:1])[0], now=0)
+    s.decode_datagram(enc.encode(256, ROWS[1:])[0], now=1)
+    s.close()
+    s.close()
+    assert s.stats.pending_dropped_sets == 2
+    assert [e for e in s.take_events() if isinstance(e, PendingSetDropped)] == \
+        [PendingSetDropped(1, 256, session_ended=True)] * 2
+
+
+def test_a_stream_ending_inside_a_message_still_drops_the_waiting_sets():
+    enc = encoder()
+    s = Session()
+    s.feed(enc.encode(256, ROWS)[0] + enc.template_messages()[0][:10])
+    with pytest.raises(DecodeError):
+        s.end_of_stream()
+    assert s.stats.pending_dropped_sets == 1
 
 
 def test_sequence_gap_is_counted_and_warned():
@@ -468,3 +534,134 @@ def test_bytes_after_the_last_message_of_a_datagram_are_malformed():
     assert info.value.offset == len(template)
     assert s.template(1, 256) is not None  # the complete message before still counted
     assert s.stats.malformed_messages == 1
+
+
+# --------------------------------------------------------------------------------------------
+# templates saved and restored
+
+
+def test_exported_templates_are_the_template_records_the_exporter_sent():
+    enc = encoder()
+    (msg,) = enc.template_messages()
+    s = Session()
+    s.feed(msg)
+    (saved,) = s.export_templates()
+    assert saved == SavedTemplate(1, msg[20:], options=False, age=None)  # after message and set headers
+
+
+def test_exported_templates_keep_the_bytes_even_where_the_encoding_is_unusual():
+    # sourceIPv4Address with the enterprise bit set and enterprise number 0: decoded as IANA's,
+    # saved as sent (a rebuilt record would drop the four octets)
+    record = struct.pack(">HHHHI", 300, 1, 0x8000 | 8, 4, 0)
+    s = Session()
+    s.decode_datagram(message([(2, record)]))
+    assert s.template(1, 300).names == ("sourceIPv4Address",)
+    (saved,) = s.export_templates()
+    assert saved.record == record
+    assert Session().import_templates([saved]) == []
+
+
+def test_imported_templates_decode_the_data_of_a_new_session():
+    enc = encoder()
+    old = Session()
+    old.feed(b"".join(enc.template_messages()))
+    new = Session()
+    assert new.import_templates(old.export_templates()) == []
+    assert [r.values for r in new.feed(enc.encode(256, ROWS)[0])] == ROWS
+    assert new.stats.templates_added == 1
+    assert [type(e) for e in new.take_events()] == [TemplateAdded]
+
+
+def test_options_templates_unknown_elements_and_several_domains_survive_export_and_import():
+    enc = Encoder(3, export_time=lambda: 1_700_000_000)
+    enc.add_template(300, ["templateId", "exportingProcessId"], scope_count=1)
+    enc.add_template(256, FIELDS)
+    enc.add_template(257, [("octetDeltaCount", 4), "en99:id7"])
+    other = encoder(domain=4)
+    s = Session()
+    s.feed(b"".join(enc.template_messages() + other.template_messages()))
+    new = Session()
+    new.import_templates(s.export_templates())
+    assert new.templates == s.templates
+    assert new.template(3, 300).scope_count == 1
+
+
+def test_import_releases_data_sets_held_for_the_template():
+    enc = encoder()
+    saved = Session()
+    saved.feed(b"".join(enc.template_messages()))
+    s = Session()
+    s.feed(enc.encode(256, ROWS)[0])
+    assert [r.values for r in s.import_templates(saved.export_templates())] == ROWS
+
+
+def test_template_age_is_exported_and_honoured_on_import():
+    enc = encoder()
+    s = Session(template_lifetime=100)
+    s.decode_datagram(enc.template_messages()[0], now=1000)
+    (saved,) = s.export_templates(now=1030)
+    assert saved.age == 30
+    new = Session(template_lifetime=100)
+    new.import_templates([saved], now=5000)  # refreshed at 4970 as far as it knows: expires after 5070
+    assert len(new.decode_datagram(enc.encode(256, ROWS)[0], now=5060)) == 2
+    assert new.decode_datagram(enc.encode(256, ROWS)[0], now=5071) == []
+    assert new.stats.templates_expired == 1
+
+
+def test_a_template_whose_lifetime_ran_out_while_saved_is_not_imported():
+    enc = encoder()
+    s = Session(template_lifetime=100)
+    s.decode_datagram(enc.template_messages()[0], now=0)
+    (saved,) = s.export_templates(now=50)
+    stale = SavedTemplate(saved.observation_domain_id, saved.record, saved.options, age=101)
+    new = Session(template_lifetime=100)
+    new.import_templates([stale], now=0)
+    assert new.templates == {} and new.stats.templates_added == 0
+    assert s.export_templates(now=101) == []  # nor exported once expired
+
+
+def test_import_ignores_age_where_templates_do_not_expire():
+    enc = encoder()
+    s = Session()
+    s.feed(enc.template_messages()[0])
+    (saved,) = s.export_templates()
+    new = Session()
+    new.import_templates([SavedTemplate(1, saved.record, age=1e9)])
+    assert len(new.feed(enc.encode(256, ROWS)[0])) == 2
+
+
+@pytest.mark.parametrize("record, why", [
+    (bytes.fromhex("0100000300080004"), "cut short"),                          # 3 fields, 1 there
+    (bytes.fromhex("01000001000800040000"), "not one template record"),        # 2 octets too many
+    (bytes.fromhex("01000000"), "not one template record"),                    # a withdrawal
+    (bytes.fromhex("0010000100080004"), "reserved"),                           # template id 16
+], ids=["short", "trailing", "withdrawal", "reserved-id"])
+def test_a_record_that_is_not_one_valid_template_is_refused_and_those_before_it_stay(record, why):
+    enc = encoder()
+    good = Session()
+    good.feed(enc.template_messages()[0])
+    s = Session()
+    with pytest.raises(DecodeError, match=why):
+        s.import_templates([*good.export_templates(), SavedTemplate(1, record)])
+    assert s.template(1, 256) is not None
+    assert s.template(1, 16) is None and len(s.templates) == 1
+
+
+def test_import_applies_the_template_field_cap():
+    enc = encoder()
+    s = Session()
+    s.feed(enc.template_messages()[0])
+    capped = Session(max_template_fields=2)
+    with pytest.raises(DecodeError, match="more than the limit of 2"):
+        capped.import_templates(s.export_templates())
+    assert capped.templates == {}
+
+
+def test_reset_sequence_numbers_starts_the_count_again():
+    enc = encoder()
+    s = Session()
+    s.feed(b"".join(enc.template_messages() + enc.encode(256, ROWS)))
+    restarted = encoder()  # a new exporting process: its sequence numbers start at 0 again
+    s.reset_sequence_numbers()
+    s.feed(b"".join(restarted.encode(256, ROWS)))
+    assert s.stats.sequence_gaps == 0 and s.stats.out_of_order == 0

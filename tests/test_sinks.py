@@ -1,4 +1,4 @@
-"""Sinks: the batch interface, JSON Lines serialisation, the scheme registry and fan-out."""
+"""Sinks: the batch interface, JSON Lines serialisation, the scheme registry, the histogram."""
 from __future__ import annotations
 
 import io
@@ -9,7 +9,7 @@ import pytest
 
 from ipfix_antrea import sinks
 from ipfix_antrea.sinks import (
-    FanOut,
+    Histogram,
     JsonLinesSink,
     Sink,
     SinkBase,
@@ -100,37 +100,6 @@ def test_stdout_takes_no_argument():
         open_sink("stdout:/tmp/x")
 
 
-def test_fan_out_sends_every_batch_to_every_sink():
-    a, b = io.BytesIO(), io.BytesIO()
-    fan = FanOut([StdoutSink(a), StdoutSink(b)])
-    fan.write(DOCS)
-    fan.flush()
-    assert a.getvalue() == b.getvalue() == serialize(DOCS)
-
-
-class _FailingClose(SinkBase):
-    name = "failing"
-
-    def write(self, docs, ids=None):
-        pass
-
-    def flush(self):
-        pass
-
-    def close(self):
-        raise SinkError("failing: close failed")
-
-
-def test_fan_out_close_closes_every_sink_then_raises_the_first_failure(tmp_path):
-    out = tmp_path / "out.jsonl"
-    good = JsonLinesSink(str(out))
-    fan = FanOut([_FailingClose(), good])
-    fan.write(DOCS)
-    with pytest.raises(SinkError, match="failing"):
-        fan.close()
-    assert read_lines(out) == DOCS  # the second sink was still flushed and closed
-
-
 def test_unknown_sink_scheme_is_rejected_with_the_known_ones():
     with pytest.raises(SinkError, match=r"unknown sink 'kafka:x'.*jsonl:PATH.*stdout"):
         parse_sink_spec("kafka:x")
@@ -172,35 +141,18 @@ def test_registering_a_scheme_makes_it_openable_without_touching_other_sinks(mon
 def test_built_in_sinks_satisfy_the_sink_protocol(tmp_path):
     assert isinstance(JsonLinesSink(str(tmp_path / "x")), Sink)
     assert isinstance(StdoutSink(io.BytesIO()), Sink)
-    assert isinstance(FanOut([]), Sink)
 
 
-class _Counting(SinkBase):
-    name = "counting"
-
-    def __init__(self, **counts: int) -> None:
-        self.counts = counts
-
-    def write(self, docs, ids=None):
-        pass
-
-    def flush(self):
-        pass
-
-    def close(self):
-        pass
-
-    def stats(self) -> dict[str, int]:
-        return dict(self.counts)
+def test_sink_base_defaults_ready_nothing_undelivered_nothing_timed():
+    sink = StdoutSink(io.BytesIO())
+    assert (sink.ready(), sink.undelivered(), sink.histograms(), sink.stats()) == (True, 0, {}, {})
 
 
-def test_fan_out_sums_the_counters_of_its_sinks():
-    fan = FanOut([_Counting(indexed=3, retried=1), StdoutSink(io.BytesIO()), _Counting(indexed=4)])
-    assert fan.stats() == {"indexed": 7, "retried": 1}
-
-
-def test_fan_out_wants_ids_when_any_of_its_sinks_does():
-    wanting = _Counting()
-    wanting.wants_ids = True
-    assert FanOut([_Counting(), wanting]).wants_ids
-    assert not FanOut([_Counting(), StdoutSink(io.BytesIO())]).wants_ids
+def test_histogram_counts_each_value_in_the_first_bucket_whose_bound_it_does_not_exceed():
+    h = Histogram([0.1, 1.0])
+    for value in (0.05, 0.1, 0.5, 1.0, 7.0):
+        h.observe(value)
+    snap = h.snapshot()
+    assert snap.bounds == (0.1, 1.0)
+    assert snap.counts == (2, 2, 1)  # <= 0.1, <= 1.0, above
+    assert snap.total == pytest.approx(8.65)

@@ -15,7 +15,7 @@ from ipfix_antrea.wire import (
     VariableLengthField,
 )
 
-# go-ipfix's validTemplatePacket (shared/docs/antrea-facts.md §5.3): template 256 with an
+# go-ipfix's validTemplatePacket (vmware/go-ipfix pkg/collector/process_test.go): template 256 with an
 # Antrea enterprise (56506) variable-length field.
 GO_IPFIX_TEMPLATE = bytes.fromhex(
     "000a00285f9a6b7f0000000000000001000200180100000300080004000c00048065ffff0000dcba")

@@ -20,7 +20,8 @@
 #
 # Inputs are plugins, as sinks are: a scheme registers its factory and, when it has settings of
 # its own, an ``add_arguments(parser)`` hook adding its flags (prefixed with its scheme:
-# ``--udp-rcvbuf``, ``--tls-cert``). Its factory reads them from the parsed command line into a
+# ``--udp-rcvbuf``, ``--tls-cert``; ``--state-dir`` of udp and ``--progress`` of file and pcap
+# are not, the first because deployments already set IPFIX_COLLECT_STATE_DIR). Its factory reads them from the parsed command line into a
 # typed settings object (``UdpSettings.from_namespace``), or takes the defaults for a library
 # caller. What every input's sessions share -- the template lifetime for UDP and captures, the
 # cap on template size -- is this package's own `SessionSettings`. The command line knows none of
@@ -132,6 +133,11 @@ class Listener(Protocol):
 
     def stats(self) -> list[SessionStats]:
         """The counters of the sessions still open."""
+        ...
+
+    def sessions(self) -> dict[str, Session]:
+        """The sessions open now, by the key `Intake.session_started` was given (for the
+        metrics and the templates view; called on the event loop)."""
         ...
 
 
@@ -293,7 +299,9 @@ def _open_pcap(spec: InputSpec, *, registry: Registry | None = None,
     return open_pcap(spec, registry=registry, options=options)
 
 
-register_input("file", open_file, network=False, usage="file:PATH",
+from .progress import add_progress_arguments  # noqa: E402
+
+register_input("file", open_file, network=False, usage="file:PATH", add_arguments=add_progress_arguments,
                help="a file of concatenated IPFIX messages (RFC 5655 files too); file:- reads stdin")
 register_input("pcap", _open_pcap, network=False, usage="pcap:PATH",
                help="IPFIX over UDP and TCP replayed from a pcap or pcapng capture, one session per "

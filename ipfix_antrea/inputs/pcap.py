@@ -41,7 +41,8 @@ import dpkt
 from ipfix_antrea import DecodeError, Record, Registry, Session, SessionStats
 
 from . import DEFAULT_TEMPLATE_LIFETIME, Batch, InputError, InputSpec, SessionSettings
-from .file import open_binary
+from .file import PCAP_MAGICS, PCAPNG_MAGIC, open_binary
+from .progress import Progress, ProgressSettings, progress_line
 
 if TYPE_CHECKING:
     import argparse
@@ -70,10 +71,6 @@ COUNTERS = (
     "tcp_streams_open_at_end",    # IPFIX connections without FIN/RST when the capture ended
 )
 
-_PCAPNG_MAGIC = b"\x0a\x0d\x0d\x0a"
-_PCAP_MAGICS = frozenset(m + n for m, n in ((b"\xa1\xb2", b"\xc3\xd4"), (b"\xa1\xb2", b"\x3c\x4d"),
-                                            (b"\xa1\xb2", b"\xcd\x34")))
-_PCAP_MAGICS |= frozenset(m[::-1] for m in _PCAP_MAGICS)  # little-endian files
 
 # Link types (tcpdump.org/linktypes.html). 12 and 14 are DLT_RAW as some systems wrote it into
 # files before LINKTYPE_RAW (101) existed; 228 and 229 are raw IPv4 and raw IPv6.
@@ -103,6 +100,7 @@ class PcapInput:
     the payload. ``template_lifetime``: for UDP sessions, in seconds of capture time.
     ``max_template_fields``: the sessions refuse larger templates (a capture is untrusted input,
     like the network). ``counters`` says what was skipped and why (see ``COUNTERS``).
+    ``progress``: show a progress line on stderr while reading (`progress.py`).
     """
 
     def __init__(
@@ -114,6 +112,7 @@ class PcapInput:
         template_lifetime: float | None = DEFAULT_TEMPLATE_LIFETIME,
         max_template_fields: int | None = None,
         stream: BinaryIO | None = None,
+        progress: bool = False,
     ) -> None:
         self.path = path
         self.name = f"pcap:{path}"
@@ -123,6 +122,7 @@ class PcapInput:
         self.counters: dict[str, int] = dict.fromkeys(COUNTERS, 0)
         self._registry = registry
         self._stream = stream  # for tests/embedding: read this instead of opening path
+        self._progress = progress
         self._stats: list[SessionStats] = []
 
     def stats(self) -> list[SessionStats]:
@@ -141,14 +141,16 @@ class PcapInput:
     def _reader(self, capture: _CaptureFile) -> dpkt.pcap.Reader | dpkt.pcapng.Reader:
         magic = capture.head
         try:
-            if magic == _PCAPNG_MAGIC:
+            if magic == PCAPNG_MAGIC:
                 return dpkt.pcapng.Reader(capture)
-            if magic in _PCAP_MAGICS:
+            if magic in PCAP_MAGICS:
                 return dpkt.pcap.Reader(capture)
         except (dpkt.UnpackError, ValueError, struct.error) as exc:
             raise InputError(f"{self.name}: not a readable capture: {exc}") from exc
         what = f"starts with {magic.hex()}" if magic else "is empty"
-        raise InputError(f"{self.name}: not a pcap or pcapng capture (the file {what})")
+        hint = f": it begins like IPFIX messages, read it with file:{self.path}" \
+            if magic[:2] == b"\x00\x0a" else ""
+        raise InputError(f"{self.name}: not a pcap or pcapng capture (the file {what}){hint}")
 
     def __iter__(self) -> Iterator[Batch]:
         stream, owned = open_binary(self.name, self.path, self._stream)
@@ -163,29 +165,41 @@ class PcapInput:
                 known = ", ".join(f"{k} ({v})" for k, v in _LINK_HEADERS.items())
                 raise InputError(f"{self.name}: link type {linktype} is not supported; "
                                  f"supported: {known}")
-            replay = _Replay(self, linktype)
-            packets = iter(reader)
-            error = None
-            while True:
-                try:
-                    ts, frame = next(packets)
-                except StopIteration:  # pcapng: also when the file ends inside a block header
-                    if capture.short:
-                        error = self._broken(capture, replay.number, None)
-                    break
-                except (dpkt.UnpackError, ValueError, struct.error, OSError) as exc:
-                    error = self._broken(capture, replay.number, exc)
-                    break
-                if capture.short:
-                    error = self._broken(capture, replay.number, None)
-                    break
-                yield from replay.packet(float(ts), frame)
-            yield from replay.finish()
-            if error:
-                yield Batch(self.name, (), None, (), error)
+            with progress_line(self._progress, self.name, stream) as progress:
+                yield from self._replay(capture, reader, linktype, progress)
         finally:
             if owned:
                 stream.close()
+
+    def _replay(self, capture: _CaptureFile, reader: dpkt.pcap.Reader | dpkt.pcapng.Reader, linktype: int,
+                progress: Progress | None) -> Iterator[Batch]:
+        replay = _Replay(self, linktype)
+        packets = iter(reader)
+        error = None
+        while True:
+            try:
+                ts, frame = next(packets)
+            except StopIteration:  # pcapng: also when the file ends inside a block header
+                if capture.short:
+                    error = self._broken(capture, replay.number, None)
+                break
+            except (dpkt.UnpackError, ValueError, struct.error, OSError) as exc:
+                error = self._broken(capture, replay.number, exc)
+                break
+            if capture.short:
+                error = self._broken(capture, replay.number, None)
+                break
+            for batch in replay.packet(float(ts), frame):
+                if progress is not None:
+                    progress.advance(capture.offset, len(batch.records))
+                yield batch
+            if progress is not None:
+                progress.advance(capture.offset)
+        if progress is not None:
+            progress.finish(capture.offset)
+        yield from replay.finish()
+        if error:
+            yield Batch(self.name, (), None, (), error)
 
     def _broken(self, capture: _CaptureFile, done: int, exc: Exception | None) -> str:
         if capture.short:
@@ -210,6 +224,7 @@ class _CaptureFile:
         self.head = stream.read(4)  # the magic number, read again by the reader
         self._pushback = self.head
         self.short = False
+        self.offset = len(self.head)  # octets read from the stream so far
 
     def read(self, size: int) -> bytes:
         if not 0 <= size <= _MAX_BLOCK:
@@ -220,6 +235,7 @@ class _CaptureFile:
             more = self._stream.read(size - len(data))
             if not more:
                 break
+            self.offset += len(more)
             data += more
         if 0 < len(data) < size:
             self.short = True
@@ -518,6 +534,7 @@ class _Replay:
             records += err.records
             stream.done = True
             stream.held.clear()
+            stream.session.close()
             return f"{stream.source}: stream closed{_at(err)}: {err.reason}"
         return None
 
@@ -543,6 +560,8 @@ class _Replay:
         held, segments = stream.held_octets, len(stream.held)
         self.counters["tcp_dropped_segments"] += segments
         stream.held.clear()
+        if stream.session is not None:
+            stream.session.close()
         if stream.ipfix is None:  # never reached its first octet: nothing was decoded
             stream.ipfix = False
             return None
@@ -561,7 +580,8 @@ class _Replay:
     # -- end of capture ----------------------------------------------------------------------
 
     def finish(self) -> Iterator[Batch]:
-        """After the last packet: report the gaps never filled; count connections left open."""
+        """After the last packet: report the gaps never filled; count connections left open;
+        end every session (data sets still waiting for a template are dropped, counted)."""
         self.fragments.finish()
         for stream in self.tcp.values():
             if stream.done or not stream.ipfix:
@@ -572,6 +592,15 @@ class _Replay:
                 yield Batch(stream.source, (), stream.host, events, error)
             elif stream.session is not None:
                 self.counters["tcp_streams_open_at_end"] += 1
+                stream.session.close()
+                events = stream.session.take_events()
+                if events:
+                    yield Batch(stream.source, (), stream.host, events)
+        for flow in self.udp.values():
+            flow.session.close()
+            events = flow.session.take_events()
+            if events:
+                yield Batch(flow.source, (), flow.host, events)
 
 
 class _Reassembly:
@@ -698,4 +727,5 @@ def open_pcap(spec: InputSpec, *, registry: Registry | None = None,
             raise InputError(f"input {spec}: port out of range in {settings['port']!r}")
     sessions = SessionSettings.from_namespace(options)
     return PcapInput(path, registry=registry, ports=ports, template_lifetime=sessions.template_lifetime,
-                     max_template_fields=sessions.max_template_fields or None)
+                     max_template_fields=sessions.max_template_fields or None,
+                     progress=ProgressSettings.from_namespace(options).enabled)

@@ -52,6 +52,7 @@ class TcpListener:
         self.address = self.name
         self.scheme = "tls" if tls is not None else "tcp"
         self._spec = spec
+        self._host, self._port = spec.host_port()  # a bad port is the command line's error
         self._new_session = new_session
         self._tls = tls
         self.handshake_timeout = handshake_timeout
@@ -63,8 +64,7 @@ class TcpListener:
 
     async def start(self, intake: Intake) -> None:
         self._intake = intake
-        host, port = self._spec.host_port()
-        family, sockaddr = resolve_bind(self._spec, host, port, socket.SOCK_STREAM)
+        family, sockaddr = resolve_bind(self._spec, self._host, self._port, socket.SOCK_STREAM)
         sock = socket.socket(family, socket.SOCK_STREAM)
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -91,6 +91,9 @@ class TcpListener:
 
     def stats(self) -> list[SessionStats]:
         return [s.stats for s in self._sessions.values()]
+
+    def sessions(self) -> dict[str, Session]:
+        return dict(self._sessions)
 
     # ---------------------------------------------------------------- one connection
 
@@ -120,8 +123,11 @@ class TcpListener:
         peer = transport.get_extra_info("peername")
         ip, port = peer[0], peer[1]
         source = f"{self.scheme} {format_address(ip)}:{port}"
+        # Problems before a session exists are the exporter's (its address), not the
+        # connection's: an exporter retrying every few seconds is logged once, not per port.
+        exporter = f"{self.scheme} {format_address(ip)}"
         if not self._intake.allows(ip):
-            self._intake.report(source, "refused", "exporter not in the --allow list; connection closed")
+            self._intake.report(exporter, "refused", "exporter not in the --allow list; connection closed")
             return None, None, source, ip
         loop = asyncio.get_running_loop()
         reader = asyncio.StreamReader(limit=READ_SIZE)
@@ -132,7 +138,7 @@ class TcpListener:
                                                  ssl_handshake_timeout=self.handshake_timeout)
             except (ssl.SSLError, OSError, asyncio.TimeoutError, EOFError) as exc:
                 reason = getattr(exc, "reason", None) or str(exc) or type(exc).__name__
-                self._intake.report(source, "tls handshake failed",
+                self._intake.report(exporter, "tls handshake failed",
                                     f"TLS handshake failed: {reason}; connection closed")
                 return None, None, source, ip
         else:
@@ -150,11 +156,13 @@ class TcpListener:
         try:
             await self._read(reader, session, source, ip)
         finally:
+            session.close()  # counts what still waits for a template, however the read ended
             del self._sessions[source]
             intake.session_ended(source, session.stats)
 
     async def _read(self, reader: asyncio.StreamReader, session: Session, source: str, ip: str) -> None:
         intake = self._intake
+        lost = None
         while True:
             try:
                 data = await reader.read(READ_SIZE)
@@ -163,7 +171,6 @@ class TcpListener:
                 data = b""
             if not data:
                 break
-            lost = None
             try:
                 records = session.feed(data)
             except DecodeError as err:
@@ -174,11 +181,13 @@ class TcpListener:
             if lost is not None:
                 intake.report(source, "stream not IPFIX", f"closing the connection: cannot frame the "
                               f"stream at byte {lost.offset}: {lost.reason}")
-                return
-        try:
-            session.end_of_stream()
-        except DecodeError as err:
-            intake.report(source, "truncated message", f"connection ended inside a message: {err.reason}")
+                session.close()
+                break
+        if lost is None:
+            try:
+                session.end_of_stream()
+            except DecodeError as err:
+                intake.report(source, "truncated message", f"connection ended inside a message: {err.reason}")
         events = session.take_events()
         if events:
             await intake.put(Batch(source, (), ip, events))

@@ -6,6 +6,21 @@
 # three times Antrea's 600 s refresh), and an exporter that has been silent that long is
 # forgotten (its counters move into the totals), so memory follows the live exporters.
 #
+# Template scope. RFC 7011 scopes templates to the transport session, which for UDP is the
+# exporter's (address, port): an exporter that restarts on a new source port is a new session and
+# must send its templates again before its data decodes. With `--udp-template-scope address` the
+# session is the exporter's address alone (as nfdump, pmacct and GoFlow2 do), so a restarted
+# exporter's data decodes with the templates it sent before. Sequence numbers stay per transport
+# session: when the source port changes, the count starts over (`Session.reset_sequence_numbers`)
+# rather than reporting the restart as a gap. The cost: exporters behind one address (NAT, two
+# exporting processes on one host) share one template space.
+#
+# Template persistence (`--state-dir`, `state.py`): the templates of every exporter are written to
+# a file on a timer (`state_interval`), soon after a template is added, changed or withdrawn, and
+# at shutdown; at start they are read back and given to each exporter's session when it first
+# sends, so data that arrives before the exporter's next refresh is decoded. A crash loses what
+# changed since the last write, and only until the exporters' next refresh.
+#
 # UDP has no backpressure. A datagram whose records do not fit in the delivery queue is dropped,
 # and its records counted as dropped; the kernel's receive buffer is what absorbs bursts while
 # the collector is busy elsewhere, and it decides the highest rate taken without loss (with the
@@ -26,50 +41,84 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ipfix_antrea import DecodeError, Registry, Session, SessionStats
+from ipfix_antrea import (DecodeError, Registry, SavedTemplate, Session, SessionStats, TemplateAdded,
+                          TemplateRedefined, TemplateWithdrawn)
 
 from ..units import parse_size
 from . import DEFAULT_TEMPLATE_LIFETIME, Batch, InputError, InputSpec, Intake, SessionSettings, session_factory
 from .options import bool_option, format_address, resolve_bind, size_option
+from .state import ExporterKey, StateError, TemplateStore, check_state_dir
 
-__all__ = ["UdpListener", "UdpSettings", "add_udp_arguments", "open_udp"]
+__all__ = ["UdpListener", "UdpSettings", "add_udp_arguments", "open_udp", "TEMPLATE_SCOPES",
+           "STATE_INTERVAL"]
 
 DEFAULT_RCVBUF = 4 << 20  # asked for when no size is given; the kernel may give less, quietly
 SWEEP_INTERVAL = 30.0  # how often idle exporters and stale templates are looked for
+TEMPLATE_SCOPES = ("session", "address")  # what a UDP session is: (address, port), or address
+STATE_INTERVAL = 60.0  # seconds between writes of the state file (with --state-dir)
+STATE_SETTLE = 1.0  # after a template change, wait this long for more before writing
+_TEMPLATE_CHANGES = (TemplateAdded, TemplateRedefined, TemplateWithdrawn)
 _log = logging.getLogger("ipfix_antrea.inputs.udp")
 
 
 class UdpListener(asyncio.DatagramProtocol):
-    """Receives datagrams on one socket and decodes them, one `Session` per exporter."""
+    """Receives datagrams on one socket and decodes them, one `Session` per exporter.
+
+    ``template_scope``: ``"session"`` (RFC 7011: an exporter is its address and port) or
+    ``"address"``. ``state_dir``: keep the exporters' templates in a file there, written every
+    ``state_interval`` seconds, soon after templates change, and at `stop`; read at `start`.
+    """
 
     def __init__(self, spec: InputSpec, *, new_session: Callable[[], Session] | None = None,
                  template_lifetime: float = DEFAULT_TEMPLATE_LIFETIME, rcvbuf: int | None = None,
-                 reuse_port: bool = False) -> None:
+                 reuse_port: bool = False, template_scope: str = "session", state_dir: str | None = None,
+                 state_interval: float = STATE_INTERVAL) -> None:
+        if template_scope not in TEMPLATE_SCOPES:
+            raise InputError(f"{spec}: template scope {template_scope!r} is not one of {', '.join(TEMPLATE_SCOPES)}")
         self.name = str(spec)
         self.address = self.name
         self._spec = spec
+        self._host, self._port = spec.host_port()  # a bad port is the command line's error
         self._new_session = new_session or session_factory(
             None, SessionSettings(template_lifetime=template_lifetime), expiring=True)
         self.template_lifetime = template_lifetime
         self.rcvbuf = rcvbuf
         self.reuse_port = reuse_port
-        self._exporters: dict[tuple[str, int], _Exporter] = {}
+        self.template_scope = template_scope
+        self._by_port = template_scope == "session"
+        self._exporters: dict[ExporterKey, _Exporter] = {}
         self._intake: Intake | None = None
         self._transport: asyncio.DatagramTransport | None = None
-        self._sweeper: asyncio.Task | None = None
+        self._tasks: list[asyncio.Task] = []
+        self.state_interval = state_interval
+        self._store = TemplateStore(state_dir, self._host, self._port, template_scope) \
+            if state_dir is not None else None
+        # Templates read from the state file, per exporter that has not sent since, with the
+        # monotonic time each was last sent.
+        self._restored: dict[ExporterKey, list[tuple[SavedTemplate, float]]] = {}
+        self._templates_changed = asyncio.Event()
 
     # ---------------------------------------------------------------- lifecycle
 
     async def start(self, intake: Intake) -> None:
         self._intake = intake
         loop = asyncio.get_running_loop()
-        sock = self._bind()
+        if self._store is not None:
+            self._store.lock()
+            self._load_state()
+        try:
+            sock = self._bind()
+        except InputError:
+            if self._store is not None:
+                self._store.unlock()
+            raise
         self._transport, _ = await loop.create_datagram_endpoint(lambda: self, sock=sock)
-        self._sweeper = asyncio.create_task(self._sweep_forever())
+        self._tasks.append(asyncio.create_task(self._sweep_forever()))
+        if self._store is not None:
+            self._tasks.append(asyncio.create_task(self._save_forever()))
 
     def _bind(self) -> socket.socket:
-        host, port = self._spec.host_port()
-        family, sockaddr = resolve_bind(self._spec, host, port, socket.SOCK_DGRAM)
+        family, sockaddr = resolve_bind(self._spec, self._host, self._port, socket.SOCK_DGRAM)
         sock = socket.socket(family, socket.SOCK_DGRAM)
         try:
             if self.reuse_port:
@@ -92,29 +141,42 @@ class UdpListener(asyncio.DatagramProtocol):
         return sock
 
     async def stop(self) -> None:
-        if self._sweeper is not None:
-            self._sweeper.cancel()
+        for task in self._tasks:
+            task.cancel()
         if self._transport is not None:
             self._transport.close()
+        if self._store is not None:
+            await self._save()  # after the last datagram: what the next start reads
+            self._store.unlock()
         for key in list(self._exporters):
             self._forget(key)
 
     def stats(self) -> list[SessionStats]:
         return [e.session.stats for e in self._exporters.values()]
 
+    def sessions(self) -> dict[str, Session]:
+        return {e.source: e.session for e in self._exporters.values()}
+
     # ---------------------------------------------------------------- receiving
 
     def datagram_received(self, data: bytes, addr: tuple) -> None:
         intake = self._intake
-        key = (addr[0], addr[1])
+        key = (addr[0], addr[1] if self._by_port else None)
         exporter = self._exporters.get(key)
         if exporter is None:
             if not intake.allows(key[0]):
-                intake.report(_source(key), "refused",
+                # Refusal is the address's: one log line whatever port the exporter sends from.
+                intake.report(f"udp {format_address(key[0])}", "refused",
                               "exporter not in the --allow list; its datagrams are dropped")
                 return
-            exporter = self._exporters[key] = _Exporter(self._new_session(), _source(key))
-            intake.session_started(exporter.source)
+            exporter = self._start_session(key, addr[1])
+        elif exporter.port != addr[1]:
+            # Address scope: the exporter restarted (or another process on its host sends). Its
+            # templates stay; its sequence numbers start over, as a new transport session's do.
+            _log.debug("%s: now sending from port %d (was %d); sequence numbers start over",
+                       exporter.source, addr[1], exporter.port)
+            exporter.port = addr[1]
+            exporter.session.reset_sequence_numbers()
         session, source = exporter.session, exporter.source
         exporter.last_seen = now = time.monotonic()
         try:
@@ -127,10 +189,30 @@ class UdpListener(asyncio.DatagramProtocol):
             if not intake.offer(Batch(source, records, key[0], events)):
                 intake.report(source, "dropped", "delivery queue full; dropping datagrams "
                               "(sinks are slower than this exporter)")
+            if events and self._store is not None and any(isinstance(e, _TEMPLATE_CHANGES) for e in events):
+                self._templates_changed.set()
 
     def error_received(self, exc: Exception) -> None:
         # ICMP errors and the like on an unconnected socket: nothing was lost on our side.
         _log.debug("%s: socket error: %s", self.name, exc)
+
+    def _start_session(self, key: ExporterKey, port: int) -> _Exporter:
+        exporter = self._exporters[key] = _Exporter(self._new_session(), _source(key), port)
+        self._intake.session_started(exporter.source)
+        restored = self._restored.pop(key, None)
+        if restored:
+            now = time.monotonic()
+            session = exporter.session
+            for saved, sent in restored:  # one at a time: a bad record costs only itself
+                try:
+                    session.import_templates([_aged(saved, sent, now)], now)
+                except DecodeError as err:
+                    self._intake.report(self.name, "bad saved template", f"{self._store.path}: "
+                                        f"{exporter.source}: a saved template is refused: {err.reason}")
+            if session.templates:
+                _log.info("%s: %d templates restored from %s", exporter.source, len(session.templates),
+                          self._store.path)
+        return exporter
 
     # ---------------------------------------------------------------- forgetting
 
@@ -150,38 +232,105 @@ class UdpListener(asyncio.DatagramProtocol):
                 events = exporter.session.take_events()
                 if events:
                     self._intake.offer(Batch(exporter.source, (), key[0], events))
+        for key, restored in list(self._restored.items()):  # saved templates nobody came for
+            restored[:] = [(t, sent) for t, sent in restored if now - sent <= self.template_lifetime]
+            if not restored:
+                del self._restored[key]
 
-    def _forget(self, key: tuple[str, int]) -> None:
+    def _forget(self, key: ExporterKey) -> None:
         exporter = self._exporters.pop(key)
-        self._intake.session_ended(exporter.source, exporter.session.stats)
+        session = exporter.session
+        session.close()  # data sets still waiting for a template are dropped, and counted
+        events = session.take_events()
+        if events:
+            self._intake.offer(Batch(exporter.source, (), key[0], events))
+        self._intake.session_ended(exporter.source, session.stats)
+
+    # ---------------------------------------------------------------- the state file
+
+    def _load_state(self) -> None:
+        try:
+            saved = self._store.load(time.time())
+        except StateError as exc:
+            self._intake.report(self.name, "bad state file", f"{self._store.path}: {exc}; ignored, "
+                                "templates are learned from the exporters again")
+            return
+        now = time.monotonic()
+        count = 0
+        for key, templates in saved.items():
+            fresh = [(t, now - t.age) for t in templates if t.age <= self.template_lifetime]
+            if fresh:
+                self._restored[key] = fresh
+                count += len(fresh)
+        _log.info("%s: %d templates of %d exporters read from %s", self.name, count,
+                  len(self._restored), self._store.path)
+
+    def snapshot(self, now: float) -> dict[ExporterKey, list[SavedTemplate]]:
+        """Every exporter's templates as of ``now`` (monotonic), with those read from the state
+        file for exporters that have not sent since (still valid: they are not lost by a second
+        restart)."""
+        state = {key: [_aged(t, sent, now) for t, sent in restored if now - sent <= self.template_lifetime]
+                 for key, restored in self._restored.items()}
+        for key, exporter in self._exporters.items():
+            state[key] = exporter.session.export_templates(now)
+        return state
+
+    async def _save(self) -> None:
+        state = self.snapshot(time.monotonic())  # taken on the loop: sessions change nowhere else
+        try:
+            await asyncio.to_thread(self._store.save, state, time.time())
+        except OSError as exc:
+            self._intake.report(self.name, "state file not written", f"{self._store.path}: cannot "
+                                f"write: {exc.strerror or exc}; templates are not saved")
+
+    async def _save_forever(self) -> None:
+        changed = self._templates_changed
+        while True:
+            try:
+                await asyncio.wait_for(changed.wait(), self.state_interval)
+                await asyncio.sleep(STATE_SETTLE)  # an exporter sends its templates together
+            except asyncio.TimeoutError:
+                pass
+            changed.clear()
+            await self._save()
 
 
 class _Exporter:
-    """What the listener keeps per exporter (address, port): its session, its name in logs and
-    batches (made once, not per datagram), and when it last sent."""
+    """What the listener keeps per exporter: its session, its name in logs and batches (made
+    once, not per datagram), the source port it last sent from, and when it last sent."""
 
-    __slots__ = ("session", "source", "last_seen")
+    __slots__ = ("session", "source", "port", "last_seen")
 
-    def __init__(self, session: Session, source: str) -> None:
+    def __init__(self, session: Session, source: str, port: int) -> None:
         self.session = session
         self.source = source
+        self.port = port
         self.last_seen = 0.0
 
 
-def _source(key: tuple[str, int]) -> str:
-    return f"udp {format_address(key[0])}:{key[1]}"
+def _source(key: ExporterKey) -> str:
+    address, port = key
+    return f"udp {format_address(address)}" if port is None else f"udp {format_address(address)}:{port}"
+
+
+def _aged(saved: SavedTemplate, sent: float, now: float) -> SavedTemplate:
+    return SavedTemplate(saved.observation_domain_id, saved.record, saved.options, max(now - sent, 0.0))
 
 
 @dataclass(frozen=True)
 class UdpSettings:
-    """The ``--udp-*`` flags, for every UDP input; a spec's own options win."""
+    """The ``--udp-*`` flags and ``--state-dir``, for every UDP input; a spec's own options win."""
 
     rcvbuf: int | None = None  # None: ask for DEFAULT_RCVBUF
     reuse_port: bool = False
+    template_scope: str = "session"  # one of TEMPLATE_SCOPES
+    state_dir: str | None = None  # where templates persist; None: nowhere
 
     @classmethod
     def from_namespace(cls, options: argparse.Namespace | None) -> UdpSettings:
-        return cls(getattr(options, "udp_rcvbuf", None), bool(getattr(options, "udp_reuse_port", False)))
+        d = cls()
+        return cls(getattr(options, "udp_rcvbuf", d.rcvbuf), bool(getattr(options, "udp_reuse_port", d.reuse_port)),
+                   getattr(options, "udp_template_scope", d.template_scope), getattr(options, "state_dir", d.state_dir))
 
 
 def add_udp_arguments(parser: argparse.ArgumentParser) -> None:
@@ -192,6 +341,14 @@ def add_udp_arguments(parser: argparse.ArgumentParser) -> None:
                    "net.core.rmem_max allows); it absorbs bursts, so it sets the highest loss-free rate")
     g.add_argument("--udp-reuse-port", action="store_true",
                    help="set SO_REUSEPORT so several collectors can share a UDP port")
+    g.add_argument("--udp-template-scope", choices=TEMPLATE_SCOPES, default="session",
+                   help="what owns UDP templates: 'session', the exporter's address and port (RFC 7011, "
+                   "the default), or 'address', so that an exporter restarting on a new source port "
+                   "keeps its templates (as nfdump, pmacct and GoFlow2 do); sequence numbers stay per port")
+    g.add_argument("--state-dir", metavar="DIR",
+                   help="keep UDP exporters' templates in DIR (created if missing), written every "
+                   f"{STATE_INTERVAL:.0f} s, soon after a template changes and at exit, and read at start, "
+                   "so that a restarted collector decodes data sent before the exporters' next template refresh")
 
 
 def open_udp(spec: InputSpec, *, registry: Registry | None = None,
@@ -203,5 +360,8 @@ def open_udp(spec: InputSpec, *, registry: Registry | None = None,
     unknown = set(spec.options) - {"rcvbuf", "reuseport"}
     if unknown:
         raise InputError(f"{spec}: unknown option(s) {', '.join(sorted(unknown))}; udp takes rcvbuf, reuseport")
+    if flags.state_dir is not None:
+        check_state_dir(flags.state_dir)
     return UdpListener(spec, new_session=session_factory(registry, sessions, expiring=True),
-                       template_lifetime=sessions.template_lifetime, rcvbuf=rcvbuf, reuse_port=reuse_port)
+                       template_lifetime=sessions.template_lifetime, rcvbuf=rcvbuf, reuse_port=reuse_port,
+                       template_scope=flags.template_scope, state_dir=flags.state_dir)

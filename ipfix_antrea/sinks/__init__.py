@@ -17,7 +17,7 @@ import argparse
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .base import FanOut, Sink, SinkBase, SinkContext, SinkError, StreamSink, serialize
+from .base import Histogram, HistogramSnapshot, Sink, SinkBase, SinkContext, SinkError, StreamSink, serialize
 from .es_options import add_arguments as _es_arguments
 from .jsonl import JsonLinesSink, add_jsonl_arguments, open_jsonl
 from .stdout import StdoutSink, open_stdout
@@ -29,7 +29,8 @@ __all__ = [
     "SinkError",
     "SinkSpec",
     "StreamSink",
-    "FanOut",
+    "Histogram",
+    "HistogramSnapshot",
     "JsonLinesSink",
     "StdoutSink",
     "serialize",

@@ -7,9 +7,11 @@
 # output-plugin idea). Adding a sink = one module + one `register_sink` call.
 #
 # Serialisation is orjson, one document per line, each line `\n`-terminated (JSON Lines). A batch
-# is serialised into one bytes object and handed to the stream in a single write.
+# is serialised into one buffer and handed to the stream in a single write.
 from __future__ import annotations
 
+import bisect
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import BinaryIO, Protocol, runtime_checkable
@@ -19,7 +21,8 @@ import orjson
 from ..documents.fields import ENVELOPE_FIELDS, DocumentField
 from ..registry import Registry
 
-__all__ = ["Sink", "SinkBase", "SinkContext", "SinkError", "StreamSink", "FanOut", "serialize"]
+__all__ = ["Sink", "SinkBase", "SinkContext", "SinkError", "StreamSink", "Histogram", "HistogramSnapshot",
+           "serialize"]
 
 
 class SinkError(Exception):
@@ -32,14 +35,26 @@ class Sink(Protocol):
 
     ``write`` takes a batch (possibly empty) and may buffer; ``flush`` pushes buffered documents
     to their destination; ``close`` flushes and releases the destination. Failures raise
-    `SinkError`. Sinks are driven from one thread; a sink that is shared must say so.
+    `SinkError`. Sinks are driven from one thread; a sink that is shared must say so. The
+    reporting methods (``stats``, ``ready``, ``undelivered``, ``histograms``) may be called from
+    any thread at any time (status lines, metrics scrapes).
 
-    Two optional features, with their defaults in `SinkBase`:
+    Optional features, with their defaults in `SinkBase`:
 
     * ``wants_ids``: when true, ``write`` gets ``ids``, one stable id per document
       (`ipfix_antrea.documents.document_id`), so that a sink that can deduplicate (Elasticsearch's
       ``_id``) does; they are computed only for sinks that want them.
-    * ``stats()``: the sink's own counters (indexed, retried, ...), shown in the status line.
+    * ``stats()``: the sink's own counters (indexed, retried, ...), shown in the status line and
+      exported as metrics; they only grow, except ``in_flight`` (documents whose outcome is not
+      known yet).
+    * ``ready()``: False while the sink is still getting ready in the background (Elasticsearch:
+      installing its index template while the cluster is not up yet). Writes are accepted
+      meanwhile and wait, like writes to a slow sink; the collector reports itself not ready.
+    * ``undelivered()``: documents that ``write`` accepted but the sink could not deliver after
+      all (Elasticsearch: retries ran out); the collector counts them as undelivered, not
+      delivered.
+    * ``histograms()``: durations the sink measured (Elasticsearch: its bulk requests), by name,
+      exported as metrics.
     """
 
     name: str
@@ -53,14 +68,61 @@ class Sink(Protocol):
 
     def stats(self) -> dict[str, int]: ...
 
+    def ready(self) -> bool: ...
+
+    def undelivered(self) -> int: ...
+
+    def histograms(self) -> dict[str, HistogramSnapshot]: ...
+
 
 class SinkBase:
-    """The defaults of a sink's optional features: no ids wanted, no counters of its own."""
+    """The defaults of a sink's optional features: no ids wanted, no counters of its own, ready
+    from the start, ``write`` returning means delivered, nothing timed."""
 
     wants_ids: bool = False
 
     def stats(self) -> dict[str, int]:
         return {}
+
+    def ready(self) -> bool:
+        return True
+
+    def undelivered(self) -> int:
+        return 0
+
+    def histograms(self) -> dict[str, HistogramSnapshot]:
+        return {}
+
+
+@dataclass(frozen=True)
+class HistogramSnapshot:
+    """A `Histogram` at one moment: ``counts[i]`` observations were at most ``bounds[i]`` and
+    above the bound before it; ``counts[-1]`` were above the last bound."""
+
+    bounds: tuple[float, ...]
+    counts: tuple[int, ...]
+    total: float  # the sum of every observation
+
+
+class Histogram:
+    """Observed values (durations in seconds) counted in fixed buckets, as Prometheus
+    histograms are; thread-safe. One `observe` is a bisection and an increment."""
+
+    def __init__(self, bounds: Sequence[float]) -> None:
+        self.bounds = tuple(sorted(bounds))
+        self._counts = [0] * (len(self.bounds) + 1)
+        self._total = 0.0
+        self._lock = threading.Lock()
+
+    def observe(self, value: float) -> None:
+        i = bisect.bisect_left(self.bounds, value)  # the first bound >= value: Prometheus's "le"
+        with self._lock:
+            self._counts[i] += 1
+            self._total += value
+
+    def snapshot(self) -> HistogramSnapshot:
+        with self._lock:
+            return HistogramSnapshot(self.bounds, tuple(self._counts), self._total)
 
 
 @dataclass(frozen=True)
@@ -77,10 +139,18 @@ class SinkContext:
 _APPEND_NEWLINE = orjson.OPT_APPEND_NEWLINE
 
 
-def serialize(docs: Sequence[dict]) -> bytes:
-    """A batch of documents as JSON Lines: one compact object per line, each `\\n`-terminated."""
+def serialize(docs: Sequence[dict]) -> bytearray:
+    """A batch of documents as JSON Lines: one compact object per line, each `\\n`-terminated.
+
+    Each document's JSON is appended to one buffer as soon as it is made, so its memory is
+    reused for the next one. Joining a list of them instead holds hundreds of separately
+    allocated objects at once, which costs page faults on every batch (with orjson 3.10 and
+    later, serialising went from 1.4 to 4.9 µs per Flow Aggregator document that way)."""
     dumps = orjson.dumps
-    return b"".join([dumps(doc, option=_APPEND_NEWLINE) for doc in docs])
+    out = bytearray()
+    for doc in docs:
+        out += dumps(doc, option=_APPEND_NEWLINE)
+    return out
 
 
 class StreamSink(SinkBase):
@@ -124,41 +194,3 @@ class StreamSink(SinkBase):
             raise
         except OSError as exc:
             raise SinkError(f"{self.name}: close failed: {exc.strerror or exc}") from exc
-
-
-class FanOut:
-    """Several sinks behind one: every batch goes to each, in order; ids are made when any of
-    them wants them, and the counters of all are summed.
-
-    `close` closes every sink even when one fails, then raises the first failure.
-    """
-
-    def __init__(self, sinks: Sequence[Sink]) -> None:
-        self.sinks = list(sinks)
-        self.name = ", ".join(s.name for s in self.sinks)
-        self.wants_ids = any(s.wants_ids for s in self.sinks)
-
-    def stats(self) -> dict[str, int]:
-        total: dict[str, int] = {}
-        for sink in self.sinks:
-            for key, value in sink.stats().items():
-                total[key] = total.get(key, 0) + value
-        return total
-
-    def write(self, docs: Sequence[dict], ids: Sequence[str] | None = None) -> None:
-        for sink in self.sinks:
-            sink.write(docs, ids)
-
-    def flush(self) -> None:
-        for sink in self.sinks:
-            sink.flush()
-
-    def close(self) -> None:
-        first: BaseException | None = None
-        for sink in self.sinks:
-            try:
-                sink.close()
-            except Exception as exc:  # noqa: BLE001 - keep closing the others
-                first = first or exc
-        if first is not None:
-            raise first

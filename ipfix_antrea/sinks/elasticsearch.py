@@ -21,8 +21,16 @@
 #   Other whole-request errors (401, 403, 413...) fail the sink: no retry changes the answer.
 # * Index: the name comes from the document's `@timestamp` in UTC through a strftime pattern
 #   (default `flow-%Y.%m.%d`, the daily indices of Antrea's Logstash pipeline and its `flow-*`
-#   dashboards). At start the sink installs an index template for the pattern, derived from the
-#   information-element registry (`es_mapping`).
+#   dashboards). The sink installs an index template for the pattern, derived from the
+#   information-element registry (`es_mapping`), before it sends any document.
+# * Start-up: the collector often starts before Elasticsearch (Kubernetes starts pods in any
+#   order), so opening the sink never waits for the cluster. The template is installed by a
+#   thread of its own, retried like a bulk request; until it is, the sink is not `ready()`, and
+#   batches wait for it in their request slots, so that a write blocks once every slot is taken:
+#   the same backpressure as a slow cluster. When the retry budget runs out, the sink fails and
+#   what it holds goes to the dead-letter file.
+# * The dead-letter file is created when the first document has to go there (in a directory
+#   created then too), so a sink that never refuses anything writes nothing to disk.
 # * Ids: by default Elasticsearch assigns them (its fastest path). With --es-ids derived, each
 #   document's `_id` is `ipfix_antrea.documents.document_id` and the action is `create`, so a replay
 #   of the same IPFIX after a crash is refused as a duplicate (409, counted) instead of stored twice.
@@ -51,11 +59,12 @@ from elasticsearch.serializer import NdjsonSerializer, OrjsonSerializer
 from ..documents.fields import ENVELOPE_FIELDS, DocumentField
 from ..registry import Registry, default_registry
 from ..types import data_type
-from .base import SinkBase, SinkContext, SinkError
+from .base import Histogram, HistogramSnapshot, SinkBase, SinkContext, SinkError
 from .es_mapping import index_template
 from .es_options import ElasticsearchOptions, add_arguments, parse_hosts
 
 __all__ = [
+    "Abandoned",
     "ElasticsearchOptions",
     "ElasticsearchSink",
     "add_arguments",
@@ -74,6 +83,9 @@ _BACKOFF_MAX = 5.0
 _BULK_FILTER = "errors,items.*.status,items.*.error"
 _MILLISECONDS = data_type("dateTimeMilliseconds").to_json  # the timestamps documents carry
 _INDEX_CACHE_SIZE = 4096  # distinct @timestamp strings remembered -> their action line
+#: Bounds (seconds) of the bulk request duration histogram: a few ms for a small batch on a local
+#: cluster, to the 30 s default timeout.
+BULK_SECONDS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 
 @dataclass
@@ -94,34 +106,38 @@ class _BulkBodySerializer(NdjsonSerializer):
 
 class _DeadLetter:
     """The dead-letter file: JSON Lines, appended, one line per document that did not make it,
-    written and flushed as it happens (worker threads share it)."""
+    written and flushed as it happens (worker threads share it). Opened, with its directory
+    created, when the first document comes."""
 
     def __init__(self, path: str) -> None:
         self.path = path
         self._lock = threading.Lock()
-        try:
-            self._file: BinaryIO = open(path, "ab")  # noqa: SIM115 - closed by close()
-        except OSError as exc:
-            raise SinkError(f"elasticsearch: cannot open dead-letter file {path}: "
-                            f"{exc.strerror or exc}") from exc
+        self._file: BinaryIO | None = None
+
+    def _open(self) -> BinaryIO:
+        if self._file is None:
+            directory = os.path.dirname(self.path)
+            if directory:
+                os.makedirs(directory, exist_ok=True)
+            self._file = open(self.path, "ab")  # noqa: SIM115 - closed by close()
+        return self._file
 
     def write(self, entries: list[tuple[dict, bytes]]) -> None:
-        """Append (meta, document JSON) pairs as ``{...meta, "document": <document>}`` lines."""
+        """Append (meta, document JSON) pairs as ``{...meta, "document": <document>}`` lines.
+        Raises OSError when the file cannot be created or written."""
         out = []
         for meta, document in entries:
             head = orjson.dumps(meta)
             out.append(head[:-1] + b',"document":' + document + b"}\n")
         with self._lock:
-            try:
-                self._file.write(b"".join(out))
-                self._file.flush()
-            except OSError as exc:
-                raise SinkError(f"elasticsearch: cannot write dead-letter file {self.path}: "
-                                f"{exc.strerror or exc}; {len(entries)} document(s) lost") from exc
+            file = self._open()
+            file.write(b"".join(out))
+            file.flush()
 
     def close(self) -> None:
         with self._lock:
-            self._file.close()
+            if self._file is not None:
+                self._file.close()
 
 
 def _now_iso() -> str:
@@ -149,10 +165,10 @@ class ElasticsearchSink(SinkBase):
     """Bulk-loads documents into Elasticsearch; see the module comment for the guarantees.
 
     ``client`` is an `elasticsearch.Elasticsearch`; the sink owns it and closes it. The index
-    template is installed (or updated) here unless ``options.template`` is "skip": mappings for
-    the elements of ``registry`` and for ``fields``, what the document stage writes
-    (`DocumentBuilder.fields`). Raises SinkError when the template cannot be installed or the
-    dead-letter file cannot be opened.
+    template is installed (or updated) in the background unless ``options.template`` is "skip"
+    (see the module comment): mappings for the elements of ``registry`` and for ``fields``, what
+    the document stage writes (`DocumentBuilder.fields`). Raises SinkError for settings that
+    cannot work; a template that cannot be installed fails the sink later, like a bulk request.
     """
 
     def __init__(self, client: Elasticsearch, options: ElasticsearchOptions, *,
@@ -160,10 +176,10 @@ class ElasticsearchSink(SinkBase):
                  name: str = "elasticsearch") -> None:
         try:
             options.check(name)
-            self._dead = _DeadLetter(options.dead_letter)
         except SinkError:
             client.close()
             raise
+        self._dead = _DeadLetter(options.dead_letter)
         self.name = name
         self.wants_ids = options.ids == "derived"
         self.options = options
@@ -181,12 +197,17 @@ class ElasticsearchSink(SinkBase):
                         "in_flight": 0}
         self._fatal: str | None = None
         self._closed = False
-        try:
-            if options.template == "install":
-                self._install_template()
-        except BaseException:
-            self._release()
-            raise
+        self._latency = Histogram(BULK_SECONDS_BUCKETS)
+        self._ready = threading.Event()  # the template is installed (or skipped)
+        self._settled = threading.Event()  # ready, or failed getting ready
+        self._closing = threading.Event()  # close() has sent everything: stop retrying the set-up
+        self._setup: threading.Thread | None = None
+        if options.template == "install":
+            self._setup = threading.Thread(target=self._install_template, name=f"{name} setup", daemon=True)
+            self._setup.start()
+        else:
+            self._ready.set()
+            self._settled.set()
 
     # -- the Sink protocol ------------------------------------------------------------------
 
@@ -281,6 +302,19 @@ class ElasticsearchSink(SinkBase):
         with self._lock:
             return dict(self._counts)
 
+    def ready(self) -> bool:
+        """The index template is installed (or skipped) and the sink has not failed."""
+        return self._ready.is_set() and self._fatal is None
+
+    def undelivered(self) -> int:
+        """Documents accepted and then not delivered (``failed``: in the dead-letter file)."""
+        with self._lock:
+            return self._counts["failed"]
+
+    def histograms(self) -> dict[str, HistogramSnapshot]:
+        """``bulk_request``: the duration of every bulk request sent, answered or not."""
+        return {"bulk_request": self._latency.snapshot()}
+
     # -- building requests -------------------------------------------------------------------
 
     def _index_of(self, doc: dict) -> str:
@@ -320,10 +354,7 @@ class ElasticsearchSink(SinkBase):
             document = orjson.dumps(repr(doc))
         meta = {"time": _now_iso(), "sink": self.name, "index": None, "id": doc_id,
                 "status": None, "reason": reason}
-        self._dead.write([(meta, document)])
-        with self._lock:
-            self._counts["rejected"] += 1
-            self._counts["in_flight"] -= 1
+        self._dead_letter([(meta, document)], "rejected")
 
     # -- sending -----------------------------------------------------------------------------
 
@@ -347,29 +378,27 @@ class ElasticsearchSink(SinkBase):
         until nothing is left or the retry budget is spent."""
         try:
             self._deliver_batch(lines)
-        except SinkError as exc:  # the dead-letter file failed: nothing more can be done
-            self._fail(str(exc))
         except Exception as exc:  # noqa: BLE001 - a bug must not leave documents unaccounted
             log.exception("%s: unexpected error while sending", self.name)
             reason = f"unexpected error: {exc!r}"
             self._fail(reason)
-            try:
-                self._give_up(lines, reason)
-            except SinkError as dead:
-                log.error("%s", dead)
+            self._give_up(lines, reason)
         finally:
             self._slots.release()
 
     def _deliver_batch(self, lines: list[bytes]) -> None:
+        self._settled.wait()  # the index template first (see the module comment)
         deadline: float | None = None
         pause = _BACKOFF_FIRST
         while lines:
             if self._fatal is not None:
                 self._give_up(lines, f"not sent: the sink had already failed ({self._fatal})")
                 return
+            started = time.monotonic()
             try:
                 response = self._client.bulk(operations=b"".join(lines), filter_path=_BULK_FILTER)
             except ApiError as exc:
+                self._latency.observe(time.monotonic() - started)
                 status = exc.meta.status
                 if status not in (408, 429) and status < 500:
                     # Authentication, a malformed request...: no retry will change the answer.
@@ -379,8 +408,10 @@ class ElasticsearchSink(SinkBase):
                     return
                 problem = describe_api_error(exc)
             except TransportError as exc:
+                self._latency.observe(time.monotonic() - started)
                 problem = f"{type(exc).__name__}: {exc.message}"
             else:
+                self._latency.observe(time.monotonic() - started)
                 lines = self._sort_answers(lines, response.body)
                 if not lines:
                     return
@@ -430,13 +461,12 @@ class ElasticsearchSink(SinkBase):
                 refused.append(({"time": _now_iso(), "sink": self.name, "index": target.get("_index"),
                                  "id": target.get("_id"), "status": status,
                                  "reason": _describe(error), "error": error}, document))
-        if refused:
-            self._dead.write(refused)
         with self._lock:
             self._counts["indexed"] += indexed
             self._counts["duplicates"] += duplicates
-            self._counts["rejected"] += len(refused)
-            self._counts["in_flight"] -= indexed + duplicates + len(refused)
+            self._counts["in_flight"] -= indexed + duplicates
+        if refused:
+            self._dead_letter(refused, "rejected")
         return again
 
     def _give_up(self, lines: list[bytes], reason: str) -> None:
@@ -446,12 +476,20 @@ class ElasticsearchSink(SinkBase):
             target, document = _split(lines[i], lines[i + 1])
             entries.append(({"time": _now_iso(), "sink": self.name, "index": target.get("_index"),
                              "id": target.get("_id"), "status": None, "reason": reason}, document))
+        self._dead_letter(entries, "failed")
+
+    def _dead_letter(self, entries: list[tuple[dict, bytes]], outcome: str) -> None:
+        """Documents into the dead-letter file, counted as ``outcome`` ("rejected" or "failed").
+        When the file cannot take them they are lost: counted as failed, and the sink fails."""
         try:
             self._dead.write(entries)
-        finally:
-            with self._lock:
-                self._counts["failed"] += len(entries)
-                self._counts["in_flight"] -= len(entries)
+        except OSError as exc:
+            outcome = "failed"
+            self._fail(f"cannot write dead-letter file {self._dead.path}: {exc.strerror or exc}; "
+                       f"{len(entries)} document(s) lost")
+        with self._lock:
+            self._counts[outcome] += len(entries)
+            self._counts["in_flight"] -= len(entries)
 
     def _fail(self, reason: str) -> None:
         with self._lock:
@@ -463,17 +501,37 @@ class ElasticsearchSink(SinkBase):
             return
         with self._lock:
             failed, pending = self._counts["failed"], self._counts["in_flight"]
-        raise SinkError(f"{self.name}: {failed} document(s) not delivered (written to "
-                        f"{self._dead.path}){f', {pending} still pending' if pending else ''}: "
-                        f"{self._fatal}")
+        lost = ""
+        if failed or pending:
+            lost = (f"{failed} document(s) not delivered (dead-letter file {self._dead.path})"
+                    f"{f', {pending} still pending' if pending else ''}: ")
+        raise SinkError(f"{self.name}: {lost}{self._fatal}")
 
     # -- setup and teardown ------------------------------------------------------------------
 
     def _install_template(self) -> None:
-        self.unsigned_long = install_index_template(self._client, self.options, self._registry, self._fields,
-                                                    retry_for=self.options.retry_for or math.inf, name=self.name)
+        """The set-up thread: the template, retried; then the sink is ready, or has failed."""
+        try:
+            self.unsigned_long = install_index_template(
+                self._client, self.options, self._registry, self._fields,
+                retry_for=self.options.retry_for or math.inf, name=self.name, stop=self._closing)
+        except Abandoned:
+            pass  # closed before Elasticsearch came, with nothing to send: not a failure
+        except SinkError as exc:
+            self._fail(str(exc).removeprefix(f"{self.name}: "))
+        except Exception as exc:  # noqa: BLE001 - a bug must not leave the sink waiting for ever
+            log.exception("%s: unexpected error while installing the index template", self.name)
+            self._fail(f"unexpected error while installing the index template: {exc!r}")
+        else:
+            self._ready.set()
+            log.info("%s: index template %r installed; ready", self.name, self.options.template_name)
+        finally:
+            self._settled.set()
 
     def _release(self) -> None:
+        self._closing.set()
+        if self._setup is not None:
+            self._setup.join()
         self._pool.shutdown(wait=True)
         self._client.close()
         self._dead.close()
@@ -481,17 +539,17 @@ class ElasticsearchSink(SinkBase):
 
 def install_index_template(client: Elasticsearch, options: ElasticsearchOptions, registry: Registry,
                            fields: Sequence[DocumentField], *, retry_for: float,
-                           name: str = "elasticsearch") -> bool:
+                           name: str = "elasticsearch", stop: threading.Event | None = None) -> bool:
     """PUT the index template for ``options.index`` (`es_mapping.index_template` of ``registry``
     and ``fields``) as ``options.template_name``, retrying like a bulk request for ``retry_for``
-    seconds (`retrying`). A cluster without the `unsigned_long` field type (a minimal
-    distribution) gets unsigned64 as long. Returns whether unsigned_long is used. Raises
-    SinkError when Elasticsearch refuses the template or cannot be reached in time."""
+    seconds, or until ``stop`` is set (`retrying`). A cluster without the `unsigned_long` field
+    type (a minimal distribution) gets unsigned64 as long. Returns whether unsigned_long is used.
+    Raises SinkError when Elasticsearch refuses the template or cannot be reached in time."""
     for unsigned_long in (True, False):
         body = index_template(registry, options.index, fields, unsigned_long=unsigned_long)
         try:
             retrying(lambda body=body: client.indices.put_index_template(name=options.template_name, **body),
-                     "installing the index template", retry_for=retry_for, name=name)
+                     "installing the index template", retry_for=retry_for, name=name, stop=stop)
         except ApiError as exc:
             if unsigned_long and exc.meta.status == 400 and "unsigned_long" in str(exc.body):
                 log.warning("%s: this cluster has no unsigned_long field type; unsigned64 "
@@ -503,11 +561,12 @@ def install_index_template(client: Elasticsearch, options: ElasticsearchOptions,
     raise AssertionError("unreachable: the long mapping has no unsigned_long to refuse")
 
 
-def retrying(call: Callable[[], Any], what: str, *, retry_for: float, name: str = "elasticsearch") -> Any:
+def retrying(call: Callable[[], Any], what: str, *, retry_for: float, name: str = "elasticsearch",
+             stop: threading.Event | None = None) -> Any:
     """``call()`` until it does not fail with 408, 429, a 5xx or a connection error, for
     ``retry_for`` seconds (``math.inf``: for ever; 0: no retry), with the bulk requests' backoff.
     Other API errors are raised to the caller; running out of time raises SinkError saying what
-    failed."""
+    failed, and ``stop`` being set while waiting to try again raises `Abandoned`."""
     deadline: float | None = None
     pause = _BACKOFF_FIRST
     while True:
@@ -527,13 +586,21 @@ def retrying(call: Callable[[], Any], what: str, *, retry_for: float, name: str 
             log.warning("%s: %s failed (%s); retrying", name, what, problem)
         if now >= deadline:
             raise SinkError(f"{name}: {what} failed after retrying for {retry_for:g} s: {problem}")
-        time.sleep(min(pause * (0.5 + random.random() / 2), deadline - now))
+        delay = min(pause * (0.5 + random.random() / 2), deadline - now)
+        if stop is None:
+            time.sleep(delay)
+        elif stop.wait(delay):
+            raise Abandoned(f"{name}: {what} abandoned: stopping ({problem})")
         pause = min(pause * 2, _BACKOFF_MAX)
 
 
 def describe_api_error(exc: ApiError) -> str:
     """An Elasticsearch error answer as one line: ``HTTP 401 security_exception: ...``."""
     return f"HTTP {exc.meta.status} {_describe(_error_of(exc))}"
+
+
+class Abandoned(SinkError):
+    """`retrying` gave up because it was told to stop, not because the service failed."""
 
 
 class _Unusable(Exception):

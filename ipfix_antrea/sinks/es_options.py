@@ -94,8 +94,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "elasticsearch sink (--sink elasticsearch:URL[,URL...]; every flag also as IPFIX_COLLECT_<FLAG>)")
     add_index_arguments(g)
     g.add_argument("--es-template", choices=("install", "skip"), default=d.template,
-                   help="install or update the index template at start (default), or leave the "
-                   "cluster's templates alone")
+                   help="install or update the index template before the first document (default; "
+                   "in the background, so the collector does not wait for Elasticsearch), or leave "
+                   "the cluster's templates alone")
     add_connection_arguments(g)
     g.add_argument("--es-ids", choices=("auto", "derived"), default=d.ids,
                    help="document ids: assigned by Elasticsearch (auto, the default and fastest), or "
@@ -103,7 +104,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    "so that a replay does not store a record twice")
     g.add_argument("--es-dead-letter", metavar="PATH", default=d.dead_letter,
                    help="JSON Lines file (appended) for documents Elasticsearch refuses or that could "
-                   "not be delivered, each with the reason (default %(default)s)")
+                   "not be delivered, each with the reason; created, with its directory, when the first "
+                   "document has to go there (default %(default)s)")
     g.add_argument("--es-batch-docs", type=number(int, minimum=1), metavar="N", default=d.batch_docs,
                    help="documents per bulk request at most (default %(default)s)")
     g.add_argument("--es-batch-bytes", type=number(int, minimum=1), metavar="BYTES", default=d.batch_bytes,
@@ -115,8 +117,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    "collector waits (backpressure)")
     g.add_argument("--es-retry-for", type=number(float, minimum=0), metavar="SECONDS", default=d.retry_for,
                    help="how long to keep retrying a request that fails with 429, a 5xx or a "
-                   "connection error; then its documents go to the dead-letter file and the sink "
-                   "fails (default 0 = for ever)")
+                   "connection error, and the index template while Elasticsearch is not up yet; then "
+                   "the documents go to the dead-letter file and the sink fails (default 0 = for ever)")
 
 
 def add_index_arguments(group: argparse._ActionsContainer) -> None:

@@ -11,7 +11,7 @@
 // counts sequence numbers; its buffered exporter packs as many data records of one template into
 // a message as the message size allows, as the Flow Aggregator's exporter does (§2.4).
 //
-// Three templates, in the Flow Aggregator's element order (shared/docs/antrea-facts.md §1.4):
+// Three templates, in the Flow Aggregator's element order (Antrea's pkg/flowaggregator/infoelements):
 // aggregate mode for IPv4 (256) and IPv6 (257), with includeK8sUIDs on so that the fixed-length
 // octetArray UUID elements are there too (each after the name elements it belongs to; the facts
 // name the first few placements, the rest follow the same rule), and proxy mode for IPv4 (258), the only one with an
