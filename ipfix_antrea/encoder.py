@@ -192,7 +192,7 @@ class Encoder:
             SetHeader.build({"set_id": set_id, "length": SET_HEADER_LENGTH + sum(map(len, bodies))})
             + b"".join(bodies)
             for set_id, bodies in sets)
-        header = MessageHeader.build({
+        header: bytes = MessageHeader.build({
             "length": MESSAGE_HEADER_LENGTH + len(payload),
             "export_time": self._export_time(),
             "sequence_number": self.sequence_number,
@@ -216,10 +216,13 @@ def template_record(template: Template) -> bytes:
                "length": f.length,
                "enterprise": f.element.enterprise or None}
               for f in template.fields]
+    record: bytes
     if template.is_options:
-        return OptionsTemplateRecord.build({"template_id": template.template_id,
-                                            "field_count": len(fields),
-                                            "scope_field_count": template.scope_count,
-                                            "fields": fields})
-    return TemplateRecord.build({"template_id": template.template_id,
-                                 "field_count": len(fields), "fields": fields})
+        record = OptionsTemplateRecord.build({"template_id": template.template_id,
+                                              "field_count": len(fields),
+                                              "scope_field_count": template.scope_count,
+                                              "fields": fields})
+    else:
+        record = TemplateRecord.build({"template_id": template.template_id,
+                                       "field_count": len(fields), "fields": fields})
+    return record

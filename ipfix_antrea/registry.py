@@ -19,8 +19,6 @@ Strategy:
 * Unknown elements never fail a lookup. :meth:`Registry.lookup` invents an ``octetArray``
   element named ``en<enterprise>:id<id>`` (the form ipfixcol2 uses) and caches it, so a template
   with elements nobody told us about still decodes, and the same object comes back every time.
-  The cache is bounded (``UNKNOWN_CACHE_SIZE``, then it starts afresh): an exporter that sends
-  ever new (enterprise, id) pairs must not grow the collector's memory without end.
 * Names can repeat across enterprises (Antrea's legacy 55829 table reuses the 56506 names). The
   name index points to the element added last; load order in :func:`default_registry` makes the
   current Antrea enterprise 56506 win, while ``get(55829, id)`` still reaches the legacy one.
@@ -45,10 +43,10 @@ __all__ = [
     "ABSTRACT_TYPES",
     "ANTREA_ENTERPRISE",
     "ANTREA_LEGACY_ENTERPRISE",
+    "MAX_UNKNOWN_CACHED",
     "IANA_ENTERPRISE",
     "NON_REVERSIBLE_IDS",
     "REVERSE_ENTERPRISE",
-    "UNKNOWN_CACHE_SIZE",
     "InformationElement",
     "Registry",
     "default_registry",
@@ -62,6 +60,8 @@ REVERSE_ENTERPRISE = 29305
 ANTREA_ENTERPRISE = 56506
 #: The unregistered placeholder Antrea used in v0.9-v0.10.
 ANTREA_LEGACY_ENTERPRISE = 55829
+#: Unknown elements a registry remembers (`Registry.lookup`); more are made afresh each time.
+MAX_UNKNOWN_CACHED = 4096
 
 #: The abstract data types of RFC 7011 section 6.1 plus the structured types of RFC 6313.
 ABSTRACT_TYPES: frozenset[str] = frozenset(DATA_TYPES)
@@ -109,8 +109,6 @@ _MAX_ELEMENT_ID = 0x7FFF  # 15 bits: the top bit of the field specifier is the e
 _MAX_ENTERPRISE = 0xFFFFFFFF
 _MAX_LENGTH = 0xFFFF  # 65535 = variable length
 _UNKNOWN_NAME = re.compile(r"en(\d+):id(\d+)")
-#: Unknown elements `Registry.lookup` keeps; then its cache starts afresh.
-UNKNOWN_CACHE_SIZE = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -260,9 +258,10 @@ class Registry:
         """Like :meth:`get`, but never fails (for any number a field specifier can carry).
 
         An unknown element comes back as an ``octetArray`` element named
-        ``en<enterprise>:id<element_id>``; it is cached (the same object again, while the cache
-        of ``UNKNOWN_CACHE_SIZE`` keys has not started afresh) but not added: it does not appear
-        in iteration, ``len()`` or ``in``.
+        ``en<enterprise>:id<element_id>``; it is not added: it does not appear in iteration,
+        ``len()`` or ``in``. The first `MAX_UNKNOWN_CACHED` unknown elements are cached (the same
+        object every time); past that, each lookup makes an equal one, so that an exporter
+        sending ever new numbers cannot grow the registry without bound.
         """
         key = (enterprise, element_id)
         ie = self._by_key.get(key)
@@ -271,9 +270,8 @@ class Registry:
         ie = self._unknown.get(key)
         if ie is None:
             ie = InformationElement(f"en{enterprise}:id{element_id}", element_id, enterprise)
-            if len(self._unknown) >= UNKNOWN_CACHE_SIZE:
-                self._unknown.clear()  # an equal element is made again when needed
-            self._unknown[key] = ie
+            if len(self._unknown) < MAX_UNKNOWN_CACHED:
+                self._unknown[key] = ie
         return ie
 
     def by_name(self, name: str) -> InformationElement:

@@ -278,13 +278,12 @@ class Session:
         """The current templates in their wire form (each record's bytes as the exporter sent
         them), with their age at ``now`` (the clock of :meth:`decode_datagram`); templates whose
         lifetime has run out are left out."""
-        if now is None and self.template_lifetime is not None:
-            now = time.monotonic()
+        clock = time.monotonic() if now is None else now
         saved = []
         for key in self._templates:
             age = None
             if self.template_lifetime is not None:
-                age = max(now - self._refreshed[key], 0.0)
+                age = max(clock - self._refreshed[key], 0.0)
                 if age > self.template_lifetime:
                     continue
             record, options = self._wire[key][:2]
@@ -356,6 +355,8 @@ class Session:
     def _message_length(self, data: bytes | bytearray, pos: int, offset: int) -> int:
         """The length of the message whose header starts at ``pos``; raises DecodeError (at the
         stream ``offset``) when the header is not IPFIX's."""
+        version: int
+        length: int
         version, length = _SET_HEADER.unpack_from(data, pos)  # the header's first two fields
         if version != IPFIX_VERSION:
             raise self._framing_error(f"version {version} is not IPFIX (10)", offset)

@@ -67,10 +67,10 @@ DEFAULT_MAX_FLOWS = 100_000
 DEFAULT_IDLE_TIMEOUT = 90.0
 
 
-class _Codes(dict):
+class _Codes(dict[int, str]):
     """Names of the codes of an element; an unknown code reads "Unknown (N)"."""
 
-    def __missing__(self, code: Any) -> str:
+    def __missing__(self, code: int) -> str:
         return f"Unknown ({code})"
 
 
@@ -83,10 +83,10 @@ FLOW_END_REASONS = _Codes({1: "idle timeout", 2: "active timeout", 3: "end of Fl
                            4: "forced end", 5: "lack of resources"})
 
 
-class _Numbers(dict):
+class _Numbers(dict[int, str]):
     """Names of IP protocol numbers; any other number reads as itself."""
 
-    def __missing__(self, code: Any) -> str:
+    def __missing__(self, code: int) -> str:
         return str(code)
 
 
@@ -358,7 +358,8 @@ def _compile_step(body: list[str], clock: FlowClock) -> RecordStep:
     source = "\n".join(["def step(d, record, host):", "    v = record.values",
                          *(f"    {line}" for line in body)])
     exec(compile(source, "<antrea transform step>", "exec"), namespace)
-    return namespace["step"]
+    step: RecordStep = namespace["step"]
+    return step
 
 
 def add_antrea_arguments(parser: argparse.ArgumentParser) -> None:
