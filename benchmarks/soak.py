@@ -61,6 +61,7 @@ import signal
 import socket
 import ssl
 import statistics
+import struct
 import subprocess
 import sys
 import tempfile
@@ -69,6 +70,7 @@ import time
 import urllib.request
 import uuid
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 if __package__ in (None, ""):  # run as a script: import the stream module and the in-tree library
@@ -194,60 +196,11 @@ def _connect(spec: Exporter, port: int, tls: ssl.SSLContext | None) -> socket.so
     return sock
 
 
-def run_stream(spec: Exporter, port: int, ca_path: str | None, stop, result) -> None:
-    """A well-behaved TCP, TLS or UDP exporter."""
-    sent = Sent()
-    numbered = _Numbered(spec)
-    tls = None
-    if spec.kind == "tls":
-        tls = ssl.create_default_context(cafile=ca_path)
-    if spec.kind == "udp":
-        enc = _encoder(spec, UDP_SMALL_MESSAGE_SIZE, UDP_TEMPLATE_REFRESH)
-        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        sock.bind((spec.address, 0))
-        sock.connect(("127.0.0.1", port))
-    else:
-        enc = _encoder(spec, 65535, math.inf)
-        sock = _connect(spec, port, tls)
-        sent.connections += 1
-    owed = 0.0
-    next_t = time.monotonic()
-    try:
-        while not stop.is_set():
-            owed += spec.rate * TICK
-            k = int(owed)
-            owed -= k
-            if k:
-                by_template, total = numbered.take(k)
-                messages = [m for tid, values in by_template.items() for m in enc.encode(tid, values)]
-                started = time.monotonic()
-                if spec.kind == "udp":
-                    for m in messages:
-                        try:
-                            sock.send(m)
-                        except OSError:
-                            sent.send_errors += 1
-                else:
-                    sock.sendall(b"".join(messages))
-                sent.max_send_blocked = max(sent.max_send_blocked, time.monotonic() - started)
-                if spec.kind == "udp" and sent.send_errors:
-                    sent.errors.append(f"{sent.send_errors} datagrams could not be sent")
-                    break  # the numbers no longer say which records went out
-                sent.records += k
-                sent.counter_sum += total
-                sent.messages += len(messages)
-            next_t += TICK
-            now = time.monotonic()
-            if next_t < now:
-                sent.late_ticks += 1
-                next_t = now
-            else:
-                stop.wait(next_t - now)
-    except OSError as exc:
-        sent.errors.append(f"{type(exc).__name__}: {exc}")
-    finally:
-        _close(sock)
-        result.send(sent)
+def _udp(spec: Exporter, port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind((spec.address, 0))
+    sock.connect(("127.0.0.1", port))
+    return sock
 
 
 def _close(sock: socket.socket) -> None:
@@ -261,68 +214,140 @@ def _close(sock: socket.socket) -> None:
     sock.close()
 
 
-def run_reconnecting(spec: Exporter, port: int, stop, result) -> None:
-    """Every second: a new connection and a new `Encoder` (templates first, sequence numbers
-    from 0), ``rate`` records, close. The next connection starts in a later second than the last
-    export time of this one (see docs/reliability.md: derived ids)."""
-    sent = Sent()
-    numbered = _Numbered(spec)
+def _every(interval: float, stop, sent: Sent, tick: Callable[[], bool]) -> None:
+    """Calls ``tick()`` every ``interval`` seconds until ``stop`` is set or ``tick`` returns
+    False. A tick that comes late (a send blocked) is counted in ``sent.late_ticks``, and the
+    ticks missed meanwhile are not made up for. Errors of the sockets end the exporter, noted
+    in ``sent.errors``."""
+    next_t = time.monotonic()
     try:
-        while not stop.is_set():
-            started = time.time()
-            enc = _encoder(spec, 65535, math.inf)
-            by_template, total = numbered.take(int(spec.rate))
-            messages = [m for tid, values in by_template.items() for m in enc.encode(tid, values)]
-            sock = _connect(spec, port, None)
-            sent.connections += 1
-            try:
-                sock.sendall(b"".join(messages))
-            finally:
-                _close(sock)
-            sent.records += int(spec.rate)
-            sent.counter_sum += total
-            sent.messages += len(messages)
-            last_second = int(time.time())
-            stop.wait(max(started + 1.0, last_second + 1) - time.time())
+        while not stop.is_set() and tick():
+            next_t += interval
+            now = time.monotonic()
+            if next_t < now:
+                sent.late_ticks += 1
+                next_t = now
+            else:
+                stop.wait(next_t - now)
     except OSError as exc:
         sent.errors.append(f"{type(exc).__name__}: {exc}")
-    result.send(sent)
+
+
+def run_stream(spec: Exporter, port: int, ca_path: str | None, stop, result) -> None:
+    """A well-behaved TCP, TLS or UDP exporter: ``spec.rate`` records a second, a message (or
+    the datagrams they take) every TICK."""
+    sent = Sent()
+    numbered = _Numbered(spec)
+    udp = spec.kind == "udp"
+    if udp:
+        enc = _encoder(spec, UDP_SMALL_MESSAGE_SIZE, UDP_TEMPLATE_REFRESH)
+        sock = _udp(spec, port)
+    else:
+        enc = _encoder(spec, 65535, math.inf)
+        sock = _connect(spec, port, ssl.create_default_context(cafile=ca_path) if spec.kind == "tls" else None)
+        sent.connections += 1
+    owed = 0.0
+
+    def tick() -> bool:
+        nonlocal owed
+        owed += spec.rate * TICK
+        k = int(owed)
+        owed -= k
+        if not k:
+            return True
+        by_template, total = numbered.take(k)
+        messages = [m for tid, values in by_template.items() for m in enc.encode(tid, values)]
+        started = time.monotonic()
+        if udp:
+            for m in messages:
+                try:
+                    sock.send(m)
+                except OSError:
+                    sent.send_errors += 1
+            if sent.send_errors:
+                sent.errors.append(f"{sent.send_errors} datagrams could not be sent")
+                return False  # the numbers no longer say which records went out
+        else:
+            sock.sendall(b"".join(messages))
+        sent.max_send_blocked = max(sent.max_send_blocked, time.monotonic() - started)
+        sent.records += k
+        sent.counter_sum += total
+        sent.messages += len(messages)
+        return True
+
+    try:
+        _every(TICK, stop, sent, tick)
+    finally:
+        _close(sock)
+        result.send(sent)
+
+
+def run_reconnecting(spec: Exporter, port: int, stop, result) -> None:
+    """Every second: a new connection and a new `Encoder` (templates first, sequence numbers
+    from 0), ``rate`` records, close. Each connection's export times are in a later second than
+    the last one of the connection before (see docs/reliability.md: derived ids)."""
+    sent = Sent()
+    numbered = _Numbered(spec)
+    last_second = 0
+
+    def tick() -> bool:
+        nonlocal last_second
+        while int(time.time()) <= last_second:  # (only if the previous connection ran late)
+            stop.wait(0.01)
+        enc = _encoder(spec, 65535, math.inf)
+        by_template, total = numbered.take(int(spec.rate))
+        messages = [m for tid, values in by_template.items() for m in enc.encode(tid, values)]
+        sock = _connect(spec, port, None)
+        sent.connections += 1
+        try:
+            sock.sendall(b"".join(messages))
+        finally:
+            _close(sock)
+        last_second = int(time.time())
+        sent.records += int(spec.rate)
+        sent.counter_sum += total
+        sent.messages += len(messages)
+        return True
+
+    try:
+        _every(1.0, stop, sent, tick)
+    finally:
+        result.send(sent)
 
 
 def run_garbage(spec: Exporter, tcp_port: int, udp_port: int, stop, result) -> None:
-    """Random bytes: a datagram every 1/rate s (every other one behind a valid IPFIX header)
+    """Random bytes: ``rate`` datagrams a second (every other one behind a valid IPFIX header),
     and a TCP connection every 2 s."""
     sent = Sent()
     rng = random.Random(spec.domain)
-    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    udp.bind((spec.address, 0))
-    udp.connect(("127.0.0.1", udp_port))
+    udp = _udp(spec, udp_port)
     next_tcp = time.monotonic()
+
+    def tick() -> bool:
+        nonlocal next_tcp
+        body = rng.randbytes(rng.randint(1, 1400))
+        if sent.garbage_udp % 2:
+            header = (10, 16 + len(body), int(time.time()), rng.getrandbits(32), spec.domain)
+            body = struct.pack(">HHIII", *header) + body
+        udp.send(body)
+        sent.garbage_udp += 1
+        if time.monotonic() >= next_tcp:
+            next_tcp += 2.0
+            sock = _connect(spec, tcp_port, None)
+            sent.connections += 1
+            try:
+                sock.sendall(rng.randbytes(rng.randint(16, 4096)))
+                sock.settimeout(2.0)
+                sock.recv(1)  # the collector closes a stream that is not IPFIX
+            except OSError:
+                pass
+            finally:
+                sock.close()
+            sent.garbage_tcp += 1
+        return True
+
     try:
-        while not stop.is_set():
-            body = rng.randbytes(rng.randint(1, 1400))
-            if sent.garbage_udp % 2:
-                length = 16 + len(body)
-                body = (10).to_bytes(2, "big") + length.to_bytes(2, "big") + int(time.time()).to_bytes(4, "big") \
-                    + rng.getrandbits(32).to_bytes(4, "big") + spec.domain.to_bytes(4, "big") + body
-            udp.send(body)
-            sent.garbage_udp += 1
-            if time.monotonic() >= next_tcp:
-                next_tcp += 2.0
-                sock = _connect(spec, tcp_port, None)
-                sent.connections += 1
-                try:
-                    sock.sendall(rng.randbytes(rng.randint(16, 4096)))
-                    sock.settimeout(2.0)
-                    sock.recv(1)  # the collector closes a stream that is not IPFIX
-                except OSError:
-                    pass
-                finally:
-                    sock.close()
-                sent.garbage_tcp += 1
-            stop.wait(1.0 / spec.rate)
-    except OSError as exc:
-        sent.errors.append(f"{type(exc).__name__}: {exc}")
+        _every(1.0 / spec.rate, stop, sent, tick)
     finally:
         udp.close()
         result.send(sent)
@@ -338,37 +363,28 @@ def run_flood(spec: Exporter, port: int, stop, result) -> None:
     enc = Encoder(observation_domain_id=spec.domain, max_message_size=65000)
     known = [enc.field(e.name) for e in default_registry()
              if e.enterprise == 0 and e.data_type.startswith(("unsigned", "signed", "float", "ipv4"))]
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.bind((spec.address, 0))
-    sock.connect(("127.0.0.1", port))
-    next_t = time.monotonic()
+    sock = _udp(spec, port)
+
+    def new_field() -> FieldSpec:
+        if rng.random() < 0.5:
+            return rng.choice(known)
+        enterprise, element_id = rng.randint(1, 2**32 - 1), rng.randint(1, 2**15 - 1)
+        return FieldSpec(InformationElement(f"en{enterprise}:id{element_id}", element_id, enterprise),
+                         rng.choice((1, 2, 4, 8, 16)))
+
+    def tick() -> bool:
+        ids = rng.sample(FLOOD_TEMPLATE_IDS, max(1, round(spec.rate * TICK)))
+        for template_id in ids:
+            n = rng.randint(1, 60) if rng.random() > 0.01 else rng.randint(300, 1000)
+            enc.add_template(template_id, [new_field() for _ in range(n)])
+        for m in enc.template_messages(ids):
+            sock.send(m)
+            sent.messages += 1
+        sent.templates += len(ids)
+        return True
+
     try:
-        while not stop.is_set():
-            ids = rng.sample(FLOOD_TEMPLATE_IDS, max(1, round(spec.rate * TICK)))
-            for template_id in ids:
-                n = rng.randint(1, 60) if rng.random() > 0.01 else rng.randint(300, 1000)
-                fields = []
-                for _ in range(n):
-                    if rng.random() < 0.5:
-                        fields.append(rng.choice(known))
-                    else:
-                        enterprise, element_id = rng.randint(1, 2**32 - 1), rng.randint(1, 2**15 - 1)
-                        fields.append(FieldSpec(InformationElement(f"en{enterprise}:id{element_id}", element_id,
-                                                                   enterprise), rng.choice((1, 2, 4, 8, 16))))
-                enc.add_template(template_id, fields)
-            for m in enc.template_messages(ids):
-                sock.send(m)
-                sent.messages += 1
-            sent.templates += len(ids)
-            next_t += TICK
-            now = time.monotonic()
-            if next_t < now:
-                sent.late_ticks += 1
-                next_t = now
-            else:
-                stop.wait(next_t - now)
-    except OSError as exc:
-        sent.errors.append(f"{type(exc).__name__}: {exc}")
+        _every(TICK, stop, sent, tick)
     finally:
         sock.close()
         result.send(sent)
