@@ -604,8 +604,8 @@ def es_counts(es, prefix: str) -> tuple[int, dict[str, dict]]:
     body = es.search(index=f"{prefix}-*", size=0, aggs={
         "by_host": {"terms": {"field": "host", "size": 100},
                     "aggs": {"n": {"stats": {"field": f"ipfix.{COUNTER_FIELD}"}}}}})
-    per_host = {b["key"]: {"count": b["doc_count"], "sum": int(b["n"]["sum"] or 0)}
-                for b in body["aggregations"]["by_host"]["buckets"]}
+    buckets = body.get("aggregations", {}).get("by_host", {}).get("buckets", [])  # none if no index
+    per_host = {b["key"]: {"count": b["doc_count"], "sum": int(b["n"]["sum"] or 0)} for b in buckets}
     return total, per_host
 
 
