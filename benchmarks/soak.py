@@ -69,7 +69,7 @@ import threading
 import time
 import urllib.request
 import uuid
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
@@ -400,6 +400,26 @@ def proc_status(pid: int) -> tuple[int | None, int | None]:
         return rss, len(os.listdir(f"/proc/{pid}/fd"))
     except (OSError, StopIteration):
         return None, None
+
+
+def fd_kinds(pid: int) -> Counter[str]:
+    """What ``pid``'s open descriptors are: files by path, sockets by protocol and what they
+    listen on or are connected to (from /proc/PID/net), so that a difference can be named."""
+    sockets: dict[str, str] = {}
+    for proto in ("tcp", "tcp6", "udp", "udp6"):
+        with contextlib.suppress(OSError), open(f"/proc/{pid}/net/{proto}") as f:
+            for row in list(f)[1:]:
+                cols = row.split()
+                local, remote, inode = cols[1].split(":")[1], cols[2].split(":")[1], cols[9]
+                sockets[f"socket:[{inode}]"] = (f"{proto[:3]} on port {int(local, 16)}" if int(remote, 16) == 0
+                                                else f"{proto[:3]} to port {int(remote, 16)}")
+    kinds: Counter[str] = Counter()
+    with contextlib.suppress(OSError):
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            with contextlib.suppress(OSError):
+                target = os.readlink(f"/proc/{pid}/fd/{fd}")
+                kinds[sockets.get(target, target)] += 1
+    return kinds
 
 
 def scrape(url: str) -> tuple[str, dict[str, list[tuple[dict, float]]]]:
@@ -758,6 +778,7 @@ def main(argv: list[str] | None = None) -> int:
         ports = collector.ports
         jsonl_sink, es_sink = f"jsonl:{jsonl_path}", f"elasticsearch:{args.url}"
         rss0, fds0 = proc_status(collector.proc.pid)
+        fd_kinds0 = fd_kinds(collector.proc.pid)
         say(f"collector pid {collector.proc.pid} ready: tcp {ports['tcp']}, udp {ports['udp']}, tls {ports['tls']}, "
             f"{collector.metrics_url}; RSS {rss0 / 1024:.1f} MiB, {fds0} fds; index {prefix}-*")
 
@@ -820,6 +841,7 @@ def main(argv: list[str] | None = None) -> int:
             time.sleep(1)
         final_text, final = scrape(collector.metrics_url)
         rss_idle, fds_idle = proc_status(collector.proc.pid)
+        fd_kinds_idle = fd_kinds(collector.proc.pid)
         sampler.stop.set()
         sampler.join()
         status = collector.terminate(300)
@@ -907,7 +929,7 @@ def main(argv: list[str] | None = None) -> int:
               "slope_after_last_restart_mib_per_min": slope_mib_per_min(steady),
               "rss_after_last_restart_mib": steady[0].rss_kib / 1024 if steady else None,
               "fds_before_exporters": fds0, "fds_start": fds[0], "fds_end": fds[-1], "fds_max": max(fds),
-              "fds_idle_after": fds_idle,
+              "fds_idle_after": fds_idle, "fd_kinds_before_exporters": fd_kinds0, "fd_kinds_idle_after": fd_kinds_idle,
               "by_minute": by_minute(samples)}
     restarts = [restart_effects(r, samples) for r in restarter.restarts]
     summary_lines = [line for line in log.splitlines() if not line.startswith("ipfix-collect: status:")][-40:]
@@ -949,7 +971,8 @@ def main(argv: list[str] | None = None) -> int:
     say("RSS MiB / fds / queued records at each minute: " + ", ".join(
         f"{m['minute']}: {m['rss_mib']:.0f}/{m['fds']}/{m['queued']:.0f}" for m in memory["by_minute"]))
     say(f"fds: before exporters {fds0}, first sample {memory['fds_start']}, end {memory['fds_end']}, "
-        f"max {memory['fds_max']}, idle after {fds_idle}")
+        f"max {memory['fds_max']}, idle after {fds_idle}; idle after less before: "
+        f"{dict(fd_kinds_idle - fd_kinds0) or 'none'}, before less idle after: {dict(fd_kinds0 - fd_kinds_idle) or 'none'}")
     say(f"ipfix-collect exit status {status}")
     say("RESULT: " + ("PASS" if not problems else "FAIL: " + " | ".join(problems)))
 
