@@ -15,8 +15,9 @@
 # when no sink is left, or when standard output was closed (`| head`).
 #
 # Operations (`metrics_listen`): an HTTP server (`ipfix_antrea.metrics`, imported only then) reads
-# what the parts already count through `snapshot`, `readiness` and `templates`, which run on the
-# event loop, where the listeners' sessions live.
+# what the parts already count through `snapshot`, `readiness`, `templates` and `liveness`, which
+# run on the event loop, where the listeners' sessions live. A worker process of `--workers N`
+# hands the same readings to its supervisor instead (`ipfix_antrea.channel`).
 from __future__ import annotations
 
 import asyncio
@@ -108,7 +109,9 @@ class Collector:
     plain Logstash envelope, no transforms). ``metrics_listen`` (``HOST:PORT``) serves metrics,
     health, readiness and templates over HTTP while the collector runs (`ipfix_antrea.metrics`,
     which needs prometheus_client); ``max_exporters`` exporters get labels of their own there.
-    Raises ValueError for a bad ``metrics_listen`` or a missing prometheus_client.
+    ``announce``: log each listener's address once it listens (a worker process leaves that to
+    its supervisor, which says it once for all workers). Raises ValueError for a bad
+    ``metrics_listen`` or a missing prometheus_client.
     """
 
     def __init__(self, inputs: Sequence[Input | Listener], sinks: Sequence[Sink], *,
@@ -116,12 +119,13 @@ class Collector:
                  queue_records: int = DEFAULT_QUEUE_RECORDS, batch_size: int = DEFAULT_BATCH_SIZE,
                  flush_interval: float = DEFAULT_FLUSH_INTERVAL,
                  status_interval: float = DEFAULT_STATUS_INTERVAL, metrics_listen: str | None = None,
-                 max_exporters: int = DEFAULT_MAX_EXPORTERS) -> None:
+                 max_exporters: int = DEFAULT_MAX_EXPORTERS, announce: bool = True) -> None:
         self.listeners = [i for i in inputs if isinstance(i, Listener)]
         self.finite = [i for i in inputs if not isinstance(i, Listener)]
         self.allow = allow if allow is not None else AllowList()
         self.monitor = Monitor(max_exporters)
         self.status_interval = status_interval
+        self.announce = announce
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop = asyncio.Event()
         self._stop_reading = threading.Event()  # tells the finite-input thread to stop
@@ -159,7 +163,8 @@ class Collector:
                     break  # a signal came while the collector was being set up
                 await listener.start(intake)
                 self._listening.append(listener)
-                log.info("listening on %s", listener.address)
+                if self.announce:
+                    log.info("listening on %s", listener.address)
         except InputError as exc:
             self.monitor.input_error(str(exc))
             self._stop.set()
@@ -339,9 +344,12 @@ class Collector:
                                           for (domain, _), t in sorted(session.templates.items())]})
         return out
 
-    def healthy(self) -> bool:
-        """The sink thread is alive (the loop's responsiveness is the caller's to check)."""
-        return self.pipeline.alive()
+    def liveness(self) -> tuple[bool, str]:
+        """Whether the sink thread is alive, and what to say about it (the loop's
+        responsiveness is the caller's to check)."""
+        if self.pipeline.alive():
+            return True, "ok"
+        return False, "the sink thread has died"
 
 
 class EarlySignals:

@@ -18,6 +18,11 @@
 # TCP backpressure), `offer` does not (UDP: a refused batch is dropped and counted), and `report`
 # counts a problem with one exporter and logs it once per kind.
 #
+# With `--workers N` a listener's sockets are bound by the supervisor, N of them on one address
+# with SO_REUSEPORT (`Listener.bind`), and each worker process serves one (`Listener.adopt`): the
+# kernel keeps an exporter (its UDP address and port, its TCP connection) on one socket, so its
+# templates stay where its data goes. Files and captures are read by one process only.
+#
 # Inputs are plugins, as sinks are: a scheme registers its factory and, when it has settings of
 # its own, an ``add_arguments(parser)`` hook adding its flags (prefixed with its scheme:
 # ``--udp-rcvbuf``, ``--tls-cert``; ``--state-dir`` of udp and ``--progress`` of file and pcap
@@ -37,7 +42,11 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 from ..units import number
 
 if TYPE_CHECKING:
+    import socket
+
     from ipfix_antrea import Event, Record, Registry, Session, SessionStats
+
+    from ..workers import WorkerInfo
 
 __all__ = [
     "Batch",
@@ -120,10 +129,24 @@ class Intake(Protocol):
 
 @runtime_checkable
 class Listener(Protocol):
-    """A network input: binds in `start`, feeds an `Intake` until `stop`."""
+    """A network input: binds in `start` (or is given a socket bound elsewhere, `adopt`), feeds
+    an `Intake` until `stop`."""
 
     name: str
     address: str  # what it is bound to, as a spec (``udp://127.0.0.1:4739``), after `start`
+
+    def bind(self, count: int = 1) -> list[socket.socket]:
+        """``count`` sockets bound to the input's address (and listening, for streams), with
+        SO_REUSEPORT when there are several, so that the kernel shares the exporters out among
+        them; with port 0 the first picks a free port and the others bind it too. Sets
+        `address`. Raises InputError when it cannot listen. `start` binds one itself; a
+        supervisor binds one per worker process and hands them over (`adopt`)."""
+        ...
+
+    def adopt(self, sock: socket.socket, worker: WorkerInfo) -> None:
+        """Makes `start` use ``sock``, one of the sockets `bind` made (in the supervisor), instead
+        of binding: the listener serves its share of the exporters as ``worker``."""
+        ...
 
     async def start(self, intake: Intake) -> None: ...
 

@@ -31,13 +31,15 @@ from dataclasses import dataclass
 
 from ipfix_antrea import DecodeError, Registry, Session, SessionStats
 
+from ..workers import WorkerInfo
 from . import Batch, InputError, InputSpec, Intake, SessionSettings, session_factory
-from .options import format_address, resolve_bind
+from .options import bind_sockets, format_address, socket_address
 
 __all__ = ["TcpListener", "TlsSettings", "add_tls_arguments", "open_tcp", "open_tls", "tls_server_context",
            "READ_SIZE"]
 
 READ_SIZE = 1 << 16
+BACKLOG = 100  # connections the kernel completes and holds until we accept them (asyncio's default)
 HANDSHAKE_TIMEOUT = 10.0
 STOP_TIMEOUT = 10.0  # how long `stop` waits for connections to hand over their last records
 _log = logging.getLogger("ipfix_antrea.inputs.tcp")
@@ -61,21 +63,29 @@ class TcpListener:
         self._sessions: dict[str, Session] = {}
         self._writers: set[asyncio.StreamWriter] = set()
         self._tasks: set[asyncio.Task] = set()
+        self._socket: socket.socket | None = None  # given by `adopt`; else `start` binds one
+
+    def bind(self, count: int = 1) -> list[socket.socket]:
+        socks = bind_sockets(self._spec, self._host, self._port, socket.SOCK_STREAM, count,
+                             reuse_port=False, prepare=_reuse_address)
+        for sock in socks:
+            # Listening at once: connections that come before a worker takes its socket wait in
+            # the kernel's backlog for it, as they do while a worker is being restarted.
+            sock.listen(BACKLOG)
+        self.address = socket_address(self.scheme, socks[0])
+        return socks
+
+    def adopt(self, sock: socket.socket, worker: WorkerInfo) -> None:
+        """Serves ``sock``: the connections the kernel gives it (TCP and TLS need nothing else
+        to be one of several workers)."""
+        self._socket = sock
+        self.address = socket_address(self.scheme, sock)
 
     async def start(self, intake: Intake) -> None:
         self._intake = intake
-        family, sockaddr = resolve_bind(self._spec, self._host, self._port, socket.SOCK_STREAM)
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind(sockaddr)
-        except OSError as exc:
-            sock.close()
-            raise InputError(f"{self.name}: cannot listen: {exc.strerror or exc}") from exc
+        sock = self._socket if self._socket is not None else self.bind()[0]
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(lambda: _Accepted(self), sock=sock)
-        bound = sock.getsockname()
-        self.address = f"{self.scheme}://{format_address(bound[0])}:{bound[1]}"
+        self._server = await loop.create_server(lambda: _Accepted(self), sock=sock, backlog=BACKLOG)
 
     async def stop(self) -> None:
         """Stops accepting, closes every connection and waits for each to hand over the
@@ -191,6 +201,10 @@ class TcpListener:
         events = session.take_events()
         if events:
             await intake.put(Batch(source, (), ip, events))
+
+
+def _reuse_address(sock: socket.socket, first: bool) -> None:
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 
 
 class _Accepted(asyncio.Protocol):

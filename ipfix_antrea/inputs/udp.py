@@ -19,7 +19,8 @@
 # a file on a timer (`state_interval`), soon after a template is added, changed or withdrawn, and
 # at shutdown; at start they are read back and given to each exporter's session when it first
 # sends, so data that arrives before the exporter's next refresh is decoded. A crash loses what
-# changed since the last write, and only until the exporters' next refresh.
+# changed since the last write, and only until the exporters' next refresh. One of several worker
+# processes (`adopt`) writes a file of its own and reads every worker's (`state.py`).
 #
 # UDP has no backpressure. A datagram whose records do not fit in the delivery queue is dropped,
 # and its records counted as dropped; the kernel's receive buffer is what absorbs bursts while
@@ -46,8 +47,9 @@ from ipfix_antrea import (DecodeError, Registry, SavedTemplate, Session, Session
 
 from ..units import parse_size
 from . import DEFAULT_TEMPLATE_LIFETIME, Batch, InputError, InputSpec, Intake, SessionSettings, session_factory
-from .options import bool_option, format_address, resolve_bind, size_option
-from .state import ExporterKey, StateError, TemplateStore, check_state_dir
+from ..workers import WorkerInfo
+from .options import bind_sockets, bool_option, format_address, size_option, socket_address
+from .state import ExporterKey, TemplateStore, check_state_dir
 
 __all__ = ["UdpListener", "UdpSettings", "add_udp_arguments", "open_udp", "TEMPLATE_SCOPES",
            "STATE_INTERVAL"]
@@ -91,8 +93,10 @@ class UdpListener(asyncio.DatagramProtocol):
         self._transport: asyncio.DatagramTransport | None = None
         self._tasks: list[asyncio.Task] = []
         self.state_interval = state_interval
+        self._state_dir = state_dir
         self._store = TemplateStore(state_dir, self._host, self._port, template_scope) \
             if state_dir is not None else None
+        self._socket: socket.socket | None = None  # given by `adopt`; else `start` binds one
         # Templates read from the state file, per exporter that has not sent since, with the
         # monotonic time each was last sent.
         self._restored: dict[ExporterKey, list[tuple[SavedTemplate, float]]] = {}
@@ -107,38 +111,39 @@ class UdpListener(asyncio.DatagramProtocol):
             self._store.lock()
             self._load_state()
         try:
-            sock = self._bind()
+            sock = self._socket if self._socket is not None else self.bind()[0]
         except InputError:
             if self._store is not None:
                 self._store.unlock()
             raise
+        sock.setblocking(False)
         self._transport, _ = await loop.create_datagram_endpoint(lambda: self, sock=sock)
         self._tasks.append(asyncio.create_task(self._sweep_forever()))
         if self._store is not None:
             self._tasks.append(asyncio.create_task(self._save_forever()))
 
-    def _bind(self) -> socket.socket:
-        family, sockaddr = resolve_bind(self._spec, self._host, self._port, socket.SOCK_DGRAM)
-        sock = socket.socket(family, socket.SOCK_DGRAM)
-        try:
-            if self.reuse_port:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-            asked = self.rcvbuf or DEFAULT_RCVBUF
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, asked)
-            if self.rcvbuf:
-                # Linux reports twice what it grants (bookkeeping overhead, socket(7)).
-                granted = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) // 2
-                if granted < self.rcvbuf:
-                    _log.warning("%s: receive buffer is %d bytes, not the %d asked for "
-                                 "(raise net.core.rmem_max)", self.name, granted, self.rcvbuf)
-            sock.bind(sockaddr)
-        except OSError as exc:
-            sock.close()
-            raise InputError(f"{self.name}: cannot listen: {exc.strerror or exc}") from exc
-        sock.setblocking(False)
-        bound = sock.getsockname()
-        self.address = f"udp://{format_address(bound[0])}:{bound[1]}"
-        return sock
+    def bind(self, count: int = 1) -> list[socket.socket]:
+        socks = bind_sockets(self._spec, self._host, self._port, socket.SOCK_DGRAM, count,
+                             reuse_port=self.reuse_port, prepare=self._set_rcvbuf)
+        self.address = socket_address("udp", socks[0])
+        return socks
+
+    def _set_rcvbuf(self, sock: socket.socket, first: bool) -> None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.rcvbuf or DEFAULT_RCVBUF)
+        if self.rcvbuf and first:
+            # Linux reports twice what it grants (bookkeeping overhead, socket(7)).
+            granted = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) // 2
+            if granted < self.rcvbuf:
+                _log.warning("%s: receive buffer is %d bytes, not the %d asked for "
+                             "(raise net.core.rmem_max)", self.name, granted, self.rcvbuf)
+
+    def adopt(self, sock: socket.socket, worker: WorkerInfo) -> None:
+        """Serves ``sock`` as ``worker``: with --state-dir, keeps a state file of its own and
+        reads every worker's (`TemplateStore`)."""
+        self._socket = sock
+        self.address = socket_address("udp", sock)
+        if self._state_dir is not None:
+            self._store = TemplateStore(self._state_dir, self._host, self._port, self.template_scope, worker)
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -207,11 +212,11 @@ class UdpListener(asyncio.DatagramProtocol):
                 try:
                     session.import_templates([_aged(saved, sent, now)], now)
                 except DecodeError as err:
-                    self._intake.report(self.name, "bad saved template", f"{self._store.path}: "
+                    self._intake.report(self.name, "bad saved template", f"{self._store.read_from}: "
                                         f"{exporter.source}: a saved template is refused: {err.reason}")
             if session.templates:
                 _log.info("%s: %d templates restored from %s", exporter.source, len(session.templates),
-                          self._store.path)
+                          self._store.read_from)
         return exporter
 
     # ---------------------------------------------------------------- forgetting
@@ -249,12 +254,10 @@ class UdpListener(asyncio.DatagramProtocol):
     # ---------------------------------------------------------------- the state file
 
     def _load_state(self) -> None:
-        try:
-            saved = self._store.load(time.time())
-        except StateError as exc:
-            self._intake.report(self.name, "bad state file", f"{self._store.path}: {exc}; ignored, "
+        saved, problems = self._store.load(time.time())
+        for path, exc in problems:
+            self._intake.report(self.name, "bad state file", f"{path}: {exc}; ignored, "
                                 "templates are learned from the exporters again")
-            return
         now = time.monotonic()
         count = 0
         for key, templates in saved.items():
@@ -263,7 +266,7 @@ class UdpListener(asyncio.DatagramProtocol):
                 self._restored[key] = fresh
                 count += len(fresh)
         _log.info("%s: %d templates of %d exporters read from %s", self.name, count,
-                  len(self._restored), self._store.path)
+                  len(self._restored), self._store.read_from)
 
     def snapshot(self, now: float) -> dict[ExporterKey, list[SavedTemplate]]:
         """Every exporter's templates as of ``now`` (monotonic), with those read from the state

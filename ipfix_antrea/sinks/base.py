@@ -20,8 +20,9 @@ import orjson
 
 from ..documents.fields import ENVELOPE_FIELDS, DocumentField
 from ..registry import Registry
+from ..workers import WorkerInfo
 
-__all__ = ["Sink", "SinkBase", "SinkContext", "SinkError", "StreamSink", "Histogram", "HistogramSnapshot",
+__all__ = ["Sink", "SinkBase", "SINK_GAUGES", "SinkContext", "SinkError", "StreamSink", "Histogram", "HistogramSnapshot",
            "serialize"]
 
 
@@ -45,8 +46,8 @@ class Sink(Protocol):
       (`ipfix_antrea.documents.document_id`), so that a sink that can deduplicate (Elasticsearch's
       ``_id``) does; they are computed only for sinks that want them.
     * ``stats()``: the sink's own counters (indexed, retried, ...), shown in the status line and
-      exported as metrics; they only grow, except ``in_flight`` (documents whose outcome is not
-      known yet).
+      exported as metrics; they only grow, except those in `SINK_GAUGES` (``in_flight``:
+      documents whose outcome is not known yet).
     * ``ready()``: False while the sink is still getting ready in the background (Elasticsearch:
       installing its index template while the cluster is not up yet). Writes are accepted
       meanwhile and wait, like writes to a slow sink; the collector reports itself not ready.
@@ -73,6 +74,10 @@ class Sink(Protocol):
     def undelivered(self) -> int: ...
 
     def histograms(self) -> dict[str, HistogramSnapshot]: ...
+
+
+#: The keys of `Sink.stats` that are levels, not counts: they may go down.
+SINK_GAUGES = frozenset({"in_flight"})
 
 
 class SinkBase:
@@ -130,10 +135,13 @@ class SinkContext:
     """What a sink may need to know of the documents it will be given: the registry their
     elements come from (None: the default registry) and the fields the document stage writes
     (`DocumentBuilder.fields`). A sink that stores documents by type (Elasticsearch's index
-    template) maps both; others ignore them."""
+    template) maps both; others ignore them. ``worker``: which of several worker processes
+    opens the sink (None when the process is alone); a sink that writes a file then writes a
+    file of its own (`WorkerInfo.path`)."""
 
     registry: Registry | None = None
     fields: Sequence[DocumentField] = ENVELOPE_FIELDS
+    worker: WorkerInfo | None = None
 
 
 _APPEND_NEWLINE = orjson.OPT_APPEND_NEWLINE

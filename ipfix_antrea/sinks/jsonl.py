@@ -241,9 +241,12 @@ def add_jsonl_arguments(parser: argparse.ArgumentParser) -> None:
 def open_jsonl(arg: str | None, options: argparse.Namespace | None = None,
                context: SinkContext | None = None) -> JsonLinesSink:
     """The ``jsonl:PATH`` factory: reads the ``--jsonl-*`` flags from ``options`` (defaults when
-    None or absent). JSON lines need nothing from ``context``."""
+    None or absent). One of several worker processes (``context.worker``) writes a file of its
+    own, ``PATH`` with ``-wK`` before the extension: a file has one writer (see `JsonLinesSink`)."""
     if not arg:
         raise SinkError("jsonl needs a file name: jsonl:PATH")
+    if context is not None and context.worker is not None:
+        arg = context.worker.path(arg)
     rotate_size = getattr(options, "jsonl_rotate_size", None)
     rotate_interval = getattr(options, "jsonl_rotate_interval", None)
     compress = getattr(options, "jsonl_compress", "none") == "gzip"
