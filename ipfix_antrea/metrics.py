@@ -109,6 +109,8 @@ class ServiceMetrics:
         yield _gauge("queue_capacity_records", "records the delivery queue holds at most (--queue-size)",
                      pipe.capacity)
         yield _counter("exporter_sessions", "exporter transport sessions started", snap.exporters_seen)
+        yield _counter("worker_deaths", "worker processes (--workers) that died instead of draining; each "
+                       "was restarted unless the collector was stopping", snap.worker_deaths)
         yield _labelled(CounterMetricFamily, "problems", "problems with exporters' input, by kind",
                         ["kind"], (((k,), n) for k, n in sorted(snap.problems.items())))
         yield from self._inputs(snap)

@@ -230,7 +230,8 @@ class RunSummary:
         if self.input_errors:
             out.append(f"{PROG}: {len(self.input_errors)} input(s) with errors (see above)")
         if self.worker_deaths:
-            out.append(f"{PROG}: {plural(len(self.worker_deaths), 'worker process')} died instead of draining "
+            n = len(self.worker_deaths)
+            out.append(f"{PROG}: {n} worker process{'es' if n > 1 else ''} died instead of draining "
                        "(see above); what they had not delivered is counted as NOT delivered")
         return out
 

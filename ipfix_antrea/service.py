@@ -100,6 +100,7 @@ class ServiceSnapshot:
     problems: Counter
     exporters_seen: int
     ready: bool
+    worker_deaths: int = 0  # worker processes of --workers N that died instead of draining
 
 
 class Collector:

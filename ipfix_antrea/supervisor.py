@@ -308,6 +308,8 @@ class Supervisor:
             if kind in ("report", "final"):
                 w.report, w.reported_at = message[1], time.monotonic()
                 w.final = kind == "final"
+                if w.deaths and not w.started.is_set():
+                    log.info("worker %d restarted (pid %d)", w.index, w.process.pid)
                 w.ever_started = True
                 w.started.set()
             elif kind == "templates":
@@ -412,6 +414,7 @@ class Supervisor:
     def snapshot(self) -> ServiceSnapshot:
         snapshot = self._totals().snapshot
         snapshot.ready = self.readiness()[0]
+        snapshot.worker_deaths = len(self._deaths)
         return snapshot
 
     def readiness(self) -> tuple[bool, list[str]]:

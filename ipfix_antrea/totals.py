@@ -55,7 +55,7 @@ def combine(reports: Sequence[WorkerReport], sink_names: Sequence[str], labels: 
     summaries = [r.summary for r in reports]
     snapshot = ServiceSnapshot(_pipeline([s.pipeline for s in snaps], sink_names), _inputs(snaps, labels),
                                _sum(s.problems for s in snaps), sum(s.exporters_seen for s in snaps),
-                               all(s.ready for s in snaps))
+                               all(s.ready for s in snaps), sum(s.worker_deaths for s in snaps))
     summary = RunSummary(
         inputs=max((s.inputs for s in summaries), default=0), records=sum(s.records for s in summaries),
         dropped=sum(s.dropped for s in summaries), exporters=sum(s.exporters for s in summaries),
