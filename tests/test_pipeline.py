@@ -136,6 +136,22 @@ def test_documents_are_written_in_slices_of_batch_size():
     assert sizes == [4, 4, 2]
 
 
+def test_small_batches_that_come_one_after_the_other_are_written_together():
+    sizes = []
+
+    class Recording(MemorySink):
+        def write(self, docs, ids=None):
+            sizes.append(len(docs))
+            super().write(docs)
+
+    p = Pipeline([Recording()], linger=0.5)
+    for k in range(20):  # a UDP exporter's datagrams: a record or two each, a moment apart
+        p.offer(batch(2, start=2 * k))
+        time.sleep(0.005)
+    p.close()
+    assert sum(sizes) == 40 and len(sizes) < 5
+
+
 def test_idle_queue_flushes_buffered_documents():
     sink = MemorySink()
     p = Pipeline([sink], flush_interval=0.05)

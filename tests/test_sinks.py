@@ -195,3 +195,10 @@ def test_stdout_shared_by_workers_is_refused_when_it_cannot_be_locked():
                                               ("a.b/flows.json.log", "a.b/flows.json-w3.log")])
 def test_a_workers_file_has_the_worker_number_before_the_extension(path, worker):
     assert WorkerInfo(3, 4).path(path) == worker
+
+
+def test_a_jsonl_sink_of_a_worker_shares_a_path_that_is_not_a_regular_file(tmp_path):
+    sink = open_sink("jsonl:/dev/null", None, SinkContext(worker=WorkerInfo(1, 2)))
+    sink.write(DOCS)
+    sink.close()
+    assert sink.name == "jsonl:/dev/null" and sink.shared

@@ -22,8 +22,17 @@
 # changed since the last write, and only until the exporters' next refresh. One of several worker
 # processes (`adopt`) writes a file of its own and reads every worker's (`state.py`).
 #
-# UDP has no backpressure. A datagram whose records do not fit in the delivery queue is dropped,
-# and its records counted as dropped; the kernel's receive buffer is what absorbs bursts while
+# Reading: when the socket is readable, up to `READ_BURST` datagrams are read and decoded in one
+# turn of the event loop (a turn costs about what decoding a datagram does).
+# While datagrams keep coming, the listener stops waking up for each and reads what came every
+# `POLL_INTERVAL` (1 ms; the receive buffer holds far more than that), so that a turn of the loop
+# reads several; when a turn finds nothing, it waits for the socket again. Decoded records are
+# handed over per exporter when `HAND_OVER_RECORDS` of them or `HAND_OVER_INTERVAL` (10 ms) have
+# built up, and whenever the socket has nothing left: a batch through the queue costs about what
+# decoding a datagram does, and an exporter sends only a record or two per datagram.
+#
+# UDP has no backpressure. An exporter's batch whose records do not fit in the delivery queue is
+# dropped, and its records counted as dropped; the kernel's receive buffer is what absorbs bursts while
 # the collector is busy elsewhere, and it decides the highest rate taken without loss (with the
 # kernel's default of 208 KiB, about a third of what 4 MiB gives; docs/performance.md). So we ask
 # for 4 MiB unless told otherwise (`rcvbuf`, `--udp-rcvbuf`). The kernel caps it at
@@ -55,6 +64,11 @@ __all__ = ["UdpListener", "UdpSettings", "add_udp_arguments", "open_udp", "TEMPL
            "STATE_INTERVAL"]
 
 DEFAULT_RCVBUF = 4 << 20  # asked for when no size is given; the kernel may give less, quietly
+MAX_DATAGRAM = 65535  # the largest IPFIX message (RFC 7011 3.1)
+READ_BURST = 64  # datagrams read in one turn of the event loop at most, so other inputs get theirs
+POLL_INTERVAL = 0.001  # while datagrams keep coming, read them this often instead of at each one
+HAND_OVER_RECORDS = 128  # decoded records are handed over once this many wait,
+HAND_OVER_INTERVAL = 0.01  # or the first has waited this long (seconds), or no datagram is left
 SWEEP_INTERVAL = 30.0  # how often idle exporters and stale templates are looked for
 TEMPLATE_SCOPES = ("session", "address")  # what a UDP session is: (address, port), or address
 STATE_INTERVAL = 60.0  # seconds between writes of the state file (with --state-dir)
@@ -63,7 +77,7 @@ _TEMPLATE_CHANGES = (TemplateAdded, TemplateRedefined, TemplateWithdrawn)
 _log = logging.getLogger("ipfix_antrea.inputs.udp")
 
 
-class UdpListener(asyncio.DatagramProtocol):
+class UdpListener:
     """Receives datagrams on one socket and decodes them, one `Session` per exporter.
 
     ``template_scope``: ``"session"`` (RFC 7011: an exporter is its address and port) or
@@ -90,7 +104,11 @@ class UdpListener(asyncio.DatagramProtocol):
         self._by_port = template_scope == "session"
         self._exporters: dict[ExporterKey, _Exporter] = {}
         self._intake: Intake | None = None
-        self._transport: asyncio.DatagramTransport | None = None
+        self._reading: socket.socket | None = None  # the socket the event loop reads, after `start`
+        self._decoded: list[_Exporter] = []  # exporters with records or events not handed over yet
+        self._waiting = 0  # records they hold
+        self._waiting_since = 0.0  # monotonic time of the first of them
+        self._polling: asyncio.Handle | None = None  # the next `_poll`, while datagrams keep coming
         self._tasks: list[asyncio.Task] = []
         self.state_interval = state_interval
         self._state_dir = state_dir
@@ -117,7 +135,9 @@ class UdpListener(asyncio.DatagramProtocol):
                 self._store.unlock()
             raise
         sock.setblocking(False)
-        self._transport, _ = await loop.create_datagram_endpoint(lambda: self, sock=sock)
+        self._reading = sock
+        self._buffer = bytearray(MAX_DATAGRAM)
+        loop.add_reader(sock, self._readable)
         self._tasks.append(asyncio.create_task(self._sweep_forever()))
         if self._store is not None:
             self._tasks.append(asyncio.create_task(self._save_forever()))
@@ -148,8 +168,12 @@ class UdpListener(asyncio.DatagramProtocol):
     async def stop(self) -> None:
         for task in self._tasks:
             task.cancel()
-        if self._transport is not None:
-            self._transport.close()
+        if self._reading is not None:
+            if self._polling is not None:
+                self._polling.cancel()
+            asyncio.get_running_loop().remove_reader(self._reading)
+            self._reading.close()
+            self._hand_over()
         if self._store is not None:
             await self._save()  # after the last datagram: what the next start reads
             self._store.unlock()
@@ -164,7 +188,65 @@ class UdpListener(asyncio.DatagramProtocol):
 
     # ---------------------------------------------------------------- receiving
 
+    def _readable(self) -> None:
+        """The socket has datagrams: read them, and while they keep coming, poll (`_poll`)
+        instead of waking for each."""
+        if self._read_burst():
+            loop = asyncio.get_running_loop()
+            loop.remove_reader(self._reading)
+            self._polling = loop.call_later(POLL_INTERVAL, self._poll)
+
+    def _poll(self) -> None:
+        """Reads what came since the last turn; when nothing did, waits for the socket again."""
+        loop = asyncio.get_running_loop()
+        read = self._read_burst()
+        if read == READ_BURST:  # more may be waiting: read on at the next turn
+            self._polling = loop.call_soon(self._poll)
+        elif read:
+            self._polling = loop.call_later(POLL_INTERVAL, self._poll)
+        else:  # quiet: nothing is left waiting
+            self._hand_over()
+            self._polling = None
+            loop.add_reader(self._reading, self._readable)
+
+    def _read_burst(self) -> int:
+        """Reads up to `READ_BURST` datagrams and decodes them; hands over what the exporters
+        decoded once `HAND_OVER_RECORDS` records or `HAND_OVER_INTERVAL` seconds are waiting.
+        Returns how many datagrams were read."""
+        receive = self._reading.recvfrom_into
+        buffer = self._buffer
+        view = memoryview(buffer)
+        read = 0
+        while read < READ_BURST:
+            try:
+                size, addr = receive(buffer)
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError as exc:
+                self.error_received(exc)
+                break
+            read += 1
+            self.datagram_received(bytes(view[:size]), addr)
+        if self._waiting >= HAND_OVER_RECORDS or (
+                self._decoded and time.monotonic() - self._waiting_since >= HAND_OVER_INTERVAL):
+            self._hand_over()
+        return read
+
+    def _hand_over(self) -> None:
+        """Offers what each exporter decoded and has not handed over, one batch per exporter:
+        all of it is queued, or all of it dropped (and counted) when the queue has no room."""
+        intake = self._intake
+        for exporter in self._decoded:
+            records, events = exporter.records, exporter.events
+            exporter.records, exporter.events = [], []
+            if not intake.offer(Batch(exporter.source, records, exporter.host, events)):
+                intake.report(exporter.source, "dropped", "delivery queue full; dropping datagrams "
+                              "(sinks are slower than this exporter)")
+        self._decoded.clear()
+        self._waiting = 0
+
     def datagram_received(self, data: bytes, addr: tuple) -> None:
+        """Decodes one datagram; its records and events wait for `_hand_over`."""
         intake = self._intake
         key = (addr[0], addr[1] if self._by_port else None)
         exporter = self._exporters.get(key)
@@ -191,18 +273,23 @@ class UdpListener(asyncio.DatagramProtocol):
             intake.report(source, "malformed message", f"datagram dropped: {err.reason}")
         events = session.take_events()
         if records or events:
-            if not intake.offer(Batch(source, records, key[0], events)):
-                intake.report(source, "dropped", "delivery queue full; dropping datagrams "
-                              "(sinks are slower than this exporter)")
-            if events and self._store is not None and any(isinstance(e, _TEMPLATE_CHANGES) for e in events):
-                self._templates_changed.set()
+            if not exporter.records and not exporter.events:
+                if not self._decoded:
+                    self._waiting_since = now
+                self._decoded.append(exporter)
+            exporter.records += records
+            self._waiting += len(records)
+            if events:
+                exporter.events += events
+                if self._store is not None and any(isinstance(e, _TEMPLATE_CHANGES) for e in events):
+                    self._templates_changed.set()
 
     def error_received(self, exc: Exception) -> None:
         # ICMP errors and the like on an unconnected socket: nothing was lost on our side.
         _log.debug("%s: socket error: %s", self.name, exc)
 
     def _start_session(self, key: ExporterKey, port: int) -> _Exporter:
-        exporter = self._exporters[key] = _Exporter(self._new_session(), _source(key), port)
+        exporter = self._exporters[key] = _Exporter(self._new_session(), _source(key), key[0], port)
         self._intake.session_started(exporter.source)
         restored = self._restored.pop(key, None)
         if restored:
@@ -229,6 +316,7 @@ class UdpListener(asyncio.DatagramProtocol):
 
     def sweep(self, now: float) -> None:
         """Expires stale templates and forgets exporters silent for a template lifetime."""
+        self._hand_over()  # what they decoded goes before what ending their sessions reports
         for key, exporter in list(self._exporters.items()):
             exporter.session.expire_templates(now)
             if now - exporter.last_seen > self.template_lifetime:
@@ -300,15 +388,19 @@ class UdpListener(asyncio.DatagramProtocol):
 
 class _Exporter:
     """What the listener keeps per exporter: its session, its name in logs and batches (made
-    once, not per datagram), the source port it last sent from, and when it last sent."""
+    once, not per datagram), the source port it last sent from, when it last sent, and what it
+    decoded in this turn of the event loop."""
 
-    __slots__ = ("session", "source", "port", "last_seen")
+    __slots__ = ("session", "source", "host", "port", "last_seen", "records", "events")
 
-    def __init__(self, session: Session, source: str, port: int) -> None:
+    def __init__(self, session: Session, source: str, host: str, port: int) -> None:
         self.session = session
         self.source = source
+        self.host = host
         self.port = port
         self.last_seen = 0.0
+        self.records: list = []  # decoded in this turn of the event loop, not handed over yet
+        self.events: list = []
 
 
 def _source(key: ExporterKey) -> str:

@@ -11,8 +11,11 @@
 from __future__ import annotations
 
 import bisect
+import contextlib
+import fcntl
+import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import BinaryIO, Protocol, runtime_checkable
 
@@ -22,7 +25,7 @@ from ..documents.fields import ENVELOPE_FIELDS, DocumentField
 from ..registry import Registry
 from ..workers import WorkerInfo
 
-__all__ = ["Sink", "SinkBase", "SINK_GAUGES", "SinkContext", "SinkError", "StreamSink", "Histogram", "HistogramSnapshot",
+__all__ = ["Sink", "SinkBase", "SINK_GAUGES", "exclusive", "SinkContext", "SinkError", "StreamSink", "Histogram", "HistogramSnapshot",
            "serialize"]
 
 
@@ -142,6 +145,25 @@ class SinkContext:
     registry: Registry | None = None
     fields: Sequence[DocumentField] = ENVELOPE_FIELDS
     worker: WorkerInfo | None = None
+
+
+@contextlib.contextmanager
+def exclusive(fd: int, name: str) -> Iterator[None]:
+    """Holds a POSIX record lock (lockf) on all of the open file ``fd`` while the block runs.
+    The lock belongs to the file (pipe, terminal, device), which every worker process of
+    ``--workers N`` that inherited or opened it shares, so writes made under it are whole: a pipe
+    keeps a write whole only up to PIPE_BUF (4096 bytes), and a batch is tens of kilobytes.
+    Raises SinkError, naming the sink ``name``, when the file cannot be locked."""
+    try:
+        fcntl.lockf(fd, fcntl.LOCK_EX, 0, 0, os.SEEK_SET)  # all of it, wherever the offset is
+    except OSError as exc:
+        raise SinkError(f"{name}: cannot be shared by worker processes: it cannot be locked "
+                        f"({exc.strerror or exc}); write a file per worker instead (jsonl:PATH)") from exc
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            fcntl.lockf(fd, fcntl.LOCK_UN, 0, 0, os.SEEK_SET)
 
 
 _APPEND_NEWLINE = orjson.OPT_APPEND_NEWLINE

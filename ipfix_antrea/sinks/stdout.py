@@ -7,21 +7,18 @@
 # Worker processes (`--workers N`) share one standard output. A pipe keeps a write whole only up
 # to PIPE_BUF (4096 bytes), and a batch is tens of kilobytes, so writes of several processes
 # would interleave inside lines. So each worker writes every batch, and flushes it, while it
-# holds a POSIX record lock (lockf) on standard output: the lock belongs to the open file (pipe,
-# file or terminal), which all the workers share, so one batch is written at a time, whole. Lines
-# of different workers come in no particular order; each line is whole. Standard output that
-# cannot be locked is refused when the sink opens.
+# holds a lock on standard output (`exclusive`): one batch is written at a time, whole. Lines of
+# different workers come in no particular order; each line is whole. Standard output that cannot
+# be locked is refused when the sink opens.
 from __future__ import annotations
 
 import argparse
 import contextlib
-import fcntl
-import os
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import BinaryIO
 
-from .base import SinkContext, SinkError, StreamSink
+from .base import SinkContext, SinkError, StreamSink, exclusive
 
 __all__ = ["StdoutSink", "open_stdout"]
 
@@ -50,19 +47,13 @@ class StdoutSink(StreamSink):
                 super().write(docs, ids)
                 super().flush()  # nothing of this batch may be written after the lock is gone
 
-    @contextlib.contextmanager
-    def _exclusive(self) -> Iterator[None]:
+    def _exclusive(self) -> contextlib.AbstractContextManager[None]:
         try:
             fd = self._stream.fileno()
-            fcntl.lockf(fd, fcntl.LOCK_EX, 0, 0, os.SEEK_SET)  # all of it, wherever the offset is
         except (OSError, ValueError) as exc:
-            raise SinkError(f"stdout: standard output cannot be shared by worker processes: it cannot "
-                            f"be locked ({getattr(exc, 'strerror', None) or exc}); use jsonl:PATH") from exc
-        try:
-            yield
-        finally:
-            with contextlib.suppress(OSError):
-                fcntl.lockf(fd, fcntl.LOCK_UN, 0, 0, os.SEEK_SET)
+            raise SinkError(f"stdout: cannot be shared by worker processes: it has no file descriptor "
+                            f"({exc}); write a file per worker instead (jsonl:PATH)") from exc
+        return exclusive(fd, self.name)
 
 
 def open_stdout(arg: str | None, options: argparse.Namespace | None = None,
