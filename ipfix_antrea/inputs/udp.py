@@ -24,9 +24,10 @@
 #
 # Reading: when the socket is readable, up to `READ_BURST` datagrams are read and decoded in one
 # turn of the event loop (a turn costs about what decoding a datagram does).
-# While datagrams keep coming, the listener stops waking up for each and reads what came every
-# `POLL_INTERVAL` (1 ms; the receive buffer holds far more than that), so that a turn of the loop
-# reads several; when a turn finds nothing, it waits for the socket again. Decoded records are
+# While datagrams come faster than one per turn, the listener stops waking up for each and reads
+# what came every `POLL_INTERVAL` (1 ms; the receive buffer holds far more than that), so that a
+# turn of the loop reads several; when a turn finds one or none, it waits for the socket again.
+# Decoded records are
 # handed over per exporter when `HAND_OVER_RECORDS` of them or `HAND_OVER_INTERVAL` (10 ms) have
 # built up, and whenever the socket has nothing left: a batch through the queue costs about what
 # decoding a datagram does, and an exporter sends only a record or two per datagram.
@@ -189,22 +190,25 @@ class UdpListener:
     # ---------------------------------------------------------------- receiving
 
     def _readable(self) -> None:
-        """The socket has datagrams: read them, and while they keep coming, poll (`_poll`)
-        instead of waking for each."""
-        if self._read_burst():
+        """The socket has datagrams: read them; when more than one came since the loop last
+        looked, poll (`_poll`) instead of waking for each."""
+        if self._read_burst() > 1:
             loop = asyncio.get_running_loop()
             loop.remove_reader(self._reading)
             self._polling = loop.call_later(POLL_INTERVAL, self._poll)
+        else:
+            self._hand_over()
 
     def _poll(self) -> None:
-        """Reads what came since the last turn; when nothing did, waits for the socket again."""
+        """Reads what came since the last turn; when at most one datagram did, waits for the
+        socket again (polling costs a turn of the loop every `POLL_INTERVAL`, datagrams or not)."""
         loop = asyncio.get_running_loop()
         read = self._read_burst()
         if read == READ_BURST:  # more may be waiting: read on at the next turn
             self._polling = loop.call_soon(self._poll)
-        elif read:
+        elif read > 1:
             self._polling = loop.call_later(POLL_INTERVAL, self._poll)
-        else:  # quiet: nothing is left waiting
+        else:  # slow or quiet: nothing is left waiting
             self._hand_over()
             self._polling = None
             loop.add_reader(self._reading, self._readable)
