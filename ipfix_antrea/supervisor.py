@@ -1,13 +1,14 @@
 # `ipfix-collect --workers N`: N worker processes, one supervisor.
 #
 # One Python process decodes on one core. With N workers, the supervisor (the process that was
-# started) binds every listener N times on one address with SO_REUSEPORT (`Listener.bind`) and
-# starts N copies of the command, each told which worker it is and given its socket of each
-# listener and its end of a channel (`ipfix_antrea.channel`). The kernel shares the exporters out
-# among the sockets -- an exporter's UDP address and port, or its TCP connection, always to the
-# same one -- so its templates stay where its data goes. Each worker is a whole collector for its
-# share: it decodes, builds documents and writes its own sinks (`WorkerInfo`: a jsonl sink writes
-# `NAME-wK.EXT`, Elasticsearch gets a client per worker).
+# started) binds every listener for N workers (`Listener.bind`: UDP, N sockets on one port with
+# SO_REUSEPORT; TCP and TLS, one listening socket they share) and starts N copies of the command,
+# each told which worker it is and given its socket of each listener and its end of a channel
+# (`ipfix_antrea.channel`). An exporter always goes to the same worker -- its UDP address and
+# port by the kernel's hashing, its TCP connection to the worker that accepted it -- so its
+# templates stay where its data goes. Each worker is a whole collector for its share: it decodes,
+# builds documents and writes its own sinks (`WorkerInfo`: a jsonl sink writes `NAME-wK.EXT`,
+# Elasticsearch gets a client per worker).
 #
 # Why processes started afresh (`python -m ipfix_antrea.cli --worker ...`) and not forked: the
 # supervisor has threads (the metrics server, asyncio's child watcher) by the time it restarts a
@@ -15,10 +16,11 @@
 # and some memory that fork would share, once per start.
 #
 # Why the supervisor binds the sockets and keeps them: with port 0 every worker gets the same port
-# without a race; a worker that dies leaves its socket open in the supervisor, so while it is
-# restarted its exporters' datagrams wait in the socket's buffer and its new connections in the
-# backlog, and the kernel does not move exporters to other workers (which do not have their
-# templates). The supervisor closes its copies when it stops: that is when it stops accepting.
+# without a race; a worker that dies leaves its UDP socket open in the supervisor, so while it is
+# restarted its exporters' datagrams wait in the socket's buffer, and the kernel does not move
+# them to other workers (which do not have their templates); new TCP connections go to the
+# workers that are running. The supervisor closes its copies when it stops: that is when it stops
+# accepting.
 #
 # Workers run in process groups of their own, so a Ctrl-C at the terminal reaches only the
 # supervisor. The first SIGTERM or SIGINT is passed on as ("stop",) on each channel: every worker

@@ -172,6 +172,21 @@ def test_exporters_and_connections_spread_over_both_workers_and_every_record_arr
     assert f"2 inputs: {16 * 30 + 20 * 40} records" in err
 
 
+def test_tcp_exporters_that_connect_at_once_are_shared_out_evenly(tmp_path):
+    c = Collect("-i", "tcp://127.0.0.1:0", "-s", f"jsonl:{tmp_path / 'o.jsonl'}", "--workers", "2")
+    port = c.ports()["tcp"]
+    senders = [threading.Thread(target=send_tcp_connections, args=(port, 1, 500, f"t{k}x")) for k in range(4)]
+    for t in senders:
+        t.start()
+    for t in senders:
+        t.join()
+    c.wait_for("tcp .* session ended", 4)
+    status, _ = c.finish()
+    assert status == EXIT_OK
+    assert len(c.lines_matching(r"\[w0\]: tcp .* session started")) == 2
+    assert len(c.lines_matching(r"\[w1\]: tcp .* session started")) == 2
+
+
 def test_the_listening_lines_come_once_from_the_supervisor_when_every_worker_listens(tmp_path):
     c = Collect("-i", "udp://127.0.0.1:0", "-i", "tcp://127.0.0.1:0", "-s", f"jsonl:{tmp_path / 'o.jsonl'}",
                 "--workers", "2")

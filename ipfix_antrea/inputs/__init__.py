@@ -18,10 +18,12 @@
 # TCP backpressure), `offer` does not (UDP: a refused batch is dropped and counted), and `report`
 # counts a problem with one exporter and logs it once per kind.
 #
-# With `--workers N` a listener's sockets are bound by the supervisor, N of them on one address
-# with SO_REUSEPORT (`Listener.bind`), and each worker process serves one (`Listener.adopt`): the
-# kernel keeps an exporter (its UDP address and port, its TCP connection) on one socket, so its
-# templates stay where its data goes. Files and captures are read by one process only.
+# With `--workers N` a listener's sockets are bound by the supervisor (`Listener.bind`), and each
+# worker process serves its own (`Listener.adopt`): UDP binds one socket per worker with
+# SO_REUSEPORT, and the kernel keeps each exporter (address and port) on one of them, so its
+# templates stay where its data goes; TCP and TLS share one listening socket from which the
+# workers take turns accepting, and a connection stays with the worker that accepted it. Files and
+# captures are read by one process only.
 #
 # Inputs are plugins, as sinks are: a scheme registers its factory and, when it has settings of
 # its own, an ``add_arguments(parser)`` hook adding its flags (prefixed with its scheme:
@@ -136,11 +138,12 @@ class Listener(Protocol):
     address: str  # what it is bound to, as a spec (``udp://127.0.0.1:4739``), after `start`
 
     def bind(self, count: int = 1) -> list[socket.socket]:
-        """``count`` sockets bound to the input's address (and listening, for streams), with
-        SO_REUSEPORT when there are several, so that the kernel shares the exporters out among
-        them; with port 0 the first picks a free port and the others bind it too. Sets
+        """A socket for each of ``count`` worker processes, bound to the input's address (and
+        listening, for streams): one each, bound with SO_REUSEPORT, when the kernel must keep
+        each exporter on one socket (datagrams), or the same one for all, when the workers
+        can take turns accepting (streams). With port 0 they all get one free port. Sets
         `address`. Raises InputError when it cannot listen. `start` binds one itself; a
-        supervisor binds one per worker process and hands them over (`adopt`)."""
+        supervisor binds for every worker and hands each its socket (`adopt`)."""
         ...
 
     def adopt(self, sock: socket.socket, worker: WorkerInfo) -> None:
