@@ -27,7 +27,7 @@ import os
 import signal
 import threading
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -42,7 +42,8 @@ from .sinks import Sink, SinkError
 if TYPE_CHECKING:
     from .template import Template
 
-__all__ = ["Collector", "DEFAULT_STATUS_INTERVAL", "EarlySignals", "InputSnapshot", "ServiceSnapshot"]
+__all__ = ["Collector", "DEFAULT_STATUS_INTERVAL", "EarlySignals", "InputSnapshot", "ServiceSnapshot",
+           "STOP_SIGNALS", "install_stop_signals", "remove_stop_signals", "wind_down"]
 
 DEFAULT_STATUS_INTERVAL = 60.0
 log = logging.getLogger("ipfix_antrea.collector")
@@ -154,7 +155,7 @@ class Collector:
         """`run` on an event loop that is already running (embedding, tests); signal handlers
         are installed only when this is the main thread."""
         loop = self._loop = asyncio.get_running_loop()
-        self._install_signals(loop)
+        install_stop_signals(loop, self.on_signal)
         try:
             if self.operations is not None:
                 self.operations.start(loop)
@@ -183,11 +184,7 @@ class Collector:
             await listener.stop()
         await reader
         await asyncio.to_thread(self.pipeline.close)
-        if status is not None:
-            status.cancel()
-        if self.operations is not None:
-            await asyncio.to_thread(self.operations.stop)
-        self._remove_signals(loop)
+        await wind_down(loop, status, self.operations)
         return self.summary()
 
     def _read_finite(self) -> None:
@@ -224,18 +221,6 @@ class Collector:
             self.stop()
 
     # ---------------------------------------------------------------- signals
-
-    def _install_signals(self, loop: asyncio.AbstractEventLoop) -> None:
-        if threading.current_thread() is not threading.main_thread():
-            return  # signal handlers can only be set from the main thread (embedding, tests)
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(sig, self.on_signal, sig)
-
-    def _remove_signals(self, loop: asyncio.AbstractEventLoop) -> None:
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-                loop.remove_signal_handler(sig)
 
     def on_signal(self, sig: int) -> None:
         """SIGTERM or SIGINT: the first stops the run gracefully, the second gives up at once.
@@ -353,6 +338,35 @@ class Collector:
         return False, "the sink thread has died"
 
 
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+def install_stop_signals(loop: asyncio.AbstractEventLoop, handler: Callable[[int], None]) -> None:
+    """``handler(signal number)`` for SIGTERM and SIGINT on ``loop``; only in the main thread,
+    where signal handlers can be set (not when embedded, or in tests)."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for sig in STOP_SIGNALS:
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, handler, sig)
+
+
+def remove_stop_signals(loop: asyncio.AbstractEventLoop) -> None:
+    for sig in STOP_SIGNALS:
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.remove_signal_handler(sig)
+
+
+async def wind_down(loop: asyncio.AbstractEventLoop, status: asyncio.Task | None, operations) -> None:
+    """The end of a run: no more status lines, the operations server and the signal handlers
+    gone."""
+    if status is not None:
+        status.cancel()
+    if operations is not None:
+        await asyncio.to_thread(operations.stop)
+    remove_stop_signals(loop)
+
+
 class EarlySignals:
     """SIGTERM and SIGINT that come while a collector's parts are being set up (opening the
     Elasticsearch sink imports its client, which takes a moment), from construction until
@@ -361,7 +375,7 @@ class EarlySignals:
     the previous handlers back when no collector comes. Only in the main thread, where signal
     handlers can be set; `Collector.serve` replaces these handlers with its loop's."""
 
-    SIGNALS = (signal.SIGTERM, signal.SIGINT)
+    SIGNALS = STOP_SIGNALS
 
     def __init__(self) -> None:
         self._pending: list[int] = []

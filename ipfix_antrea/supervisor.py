@@ -56,7 +56,7 @@ from dataclasses import dataclass
 from .channel import WorkerReport, receive, send
 from .inputs import InputError, Listener
 from .monitor import RunSummary, StatusLine
-from .service import DEFAULT_STATUS_INTERVAL, ServiceSnapshot, _operations_server
+from .service import DEFAULT_STATUS_INTERVAL, ServiceSnapshot, _operations_server, install_stop_signals, wind_down
 from .totals import ExporterLabels, combine, ended
 from .workers import WorkerInfo
 
@@ -187,7 +187,7 @@ class Supervisor:
 
     async def serve(self) -> RunSummary:
         loop = self._loop = asyncio.get_running_loop()
-        self._install_signals(loop)
+        install_stop_signals(loop, self.on_signal)
         keepers: list[asyncio.Task] = []
         status = None
         try:
@@ -224,11 +224,7 @@ class Supervisor:
                 with contextlib.suppress(ConnectionError):
                     await send(w.writer, ("stop",))
         await asyncio.gather(*keepers)
-        if status is not None:
-            status.cancel()
-        if self.operations is not None:
-            await asyncio.to_thread(self.operations.stop)
-        self._remove_signals(loop)
+        await wind_down(loop, status, self.operations)
         return self.summary()
 
     async def _until_started(self, workers: list[tuple[_Worker, asyncio.Task]]) -> None:
@@ -351,18 +347,6 @@ class Supervisor:
                 sock.close()
 
     # ---------------------------------------------------------------- signals
-
-    def _install_signals(self, loop: asyncio.AbstractEventLoop) -> None:
-        if threading.current_thread() is not threading.main_thread():
-            return
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(sig, self.on_signal, sig)
-
-    def _remove_signals(self, loop: asyncio.AbstractEventLoop) -> None:
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-                loop.remove_signal_handler(sig)
 
     def on_signal(self, sig: int) -> None:
         """SIGTERM or SIGINT: the first has every worker drain, the second gives up at once."""

@@ -102,22 +102,38 @@ def pod(doc: dict) -> str:
     return doc["ipfix"]["sourcePodName"]
 
 
-def send_udp_exporters(port: int, exporters: int, records: int, prefix: str = "u") -> list[socket.socket]:
-    """``exporters`` UDP exporters, each its own socket (source port), ``records`` each."""
+def udp_exporters(port: int, exporters: int, datagrams) -> list[socket.socket]:
+    """``exporters`` UDP exporters, each its own socket (source port), exporter k sending
+    ``datagrams(k)``; their sockets, to send more from the same ports."""
     socks = []
     for k in range(exporters):
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         s.bind(("127.0.0.1", 0))
-        for d in messages(records, pod=f"{prefix}{k}"):
+        for d in datagrams(k):
             s.sendto(d, ("127.0.0.1", port))
         socks.append(s)
     return socks
+
+
+def send_udp_exporters(port: int, exporters: int, records: int, prefix: str = "u") -> list[socket.socket]:
+    """``exporters`` UDP exporters, a template and ``records`` records each (pods `uK-N`)."""
+    return udp_exporters(port, exporters, lambda k: messages(records, pod=f"{prefix}{k}"))
 
 
 def send_tcp_connections(port: int, connections: int, records: int, prefix: str = "t") -> None:
     for k in range(connections):
         with socket.create_connection(("127.0.0.1", port)) as s:
             s.sendall(b"".join(messages(records, pod=f"{prefix}{k}", max_size=65535)))
+
+
+def send_tcp_at_once(port: int, connections: int, records: int) -> None:
+    """``connections`` exporters that connect together, ``records`` each (pods `tKx-N`)."""
+    senders = [threading.Thread(target=send_tcp_connections, args=(port, 1, records, f"t{k}x"))
+               for k in range(connections)]
+    for t in senders:
+        t.start()
+    for t in senders:
+        t.join()
 
 
 def exporter_of(doc: dict) -> str:
@@ -138,6 +154,15 @@ def get(url: str) -> tuple[int, str]:
             return answer.status, answer.read().decode()
     except urllib.error.HTTPError as error:
         return error.code, error.read().decode()
+
+
+def gone(pid: int) -> bool:
+    """The process ``pid`` has exited."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
 
 
 def metrics_url(c: Collect) -> str:
@@ -175,11 +200,7 @@ def test_exporters_and_connections_spread_over_both_workers_and_every_record_arr
 def test_tcp_exporters_that_connect_at_once_are_shared_out_evenly(tmp_path):
     c = Collect("-i", "tcp://127.0.0.1:0", "-s", f"jsonl:{tmp_path / 'o.jsonl'}", "--workers", "2")
     port = c.ports()["tcp"]
-    senders = [threading.Thread(target=send_tcp_connections, args=(port, 1, 500, f"t{k}x")) for k in range(4)]
-    for t in senders:
-        t.start()
-    for t in senders:
-        t.join()
+    send_tcp_at_once(port, 4, 500)
     c.wait_for("tcp .* session ended", 4)
     status, _ = c.finish()
     assert status == EXIT_OK
@@ -274,11 +295,7 @@ def test_both_workers_write_whole_lines_to_one_standard_output():
     received: list[bytes] = []
     reader = threading.Thread(target=lambda: received.extend(c.proc.stdout.buffer), daemon=True)
     reader.start()
-    senders = [threading.Thread(target=send_tcp_connections, args=(port, 1, 4000, f"t{k}x")) for k in range(8)]
-    for t in senders:
-        t.start()
-    for t in senders:
-        t.join()
+    send_tcp_at_once(port, 8, 4000)
     c.wait_for("tcp .* session ended", 8)
     status, err = c.finish()
     reader.join(30)
@@ -325,13 +342,7 @@ def test_readiness_says_each_part_once_and_templates_come_from_every_worker(tmp_
                 "--metrics-listen", "127.0.0.1:0")
     url = metrics_url(c)
     port = c.ports()["udp"]
-    exporters = []
-    for _ in range(10):
-        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        s.bind(("127.0.0.1", 0))
-        for m in enc.template_messages():
-            s.sendto(m, ("127.0.0.1", port))
-        exporters.append(s)
+    exporters = udp_exporters(port, 10, lambda k: enc.template_messages())
     c.wait_for("session started", 10)
     assert wait_until(lambda: len(orjson.loads(get(url + "/templates")[1])["sessions"]) == 10)
     sessions = orjson.loads(get(url + "/templates")[1])["sessions"]
@@ -420,13 +431,6 @@ def test_workers_stop_by_themselves_when_the_supervisor_is_killed(tmp_path):
     pids = c.pids()
     c.proc.kill()
 
-    def gone(pid: int) -> bool:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return True
-        return False
-
     assert wait_until(lambda: all(gone(p) for p in pids), timeout=30)
     c.finish(None)
     assert "the supervisor has gone away: stopping" in c.text()
@@ -446,13 +450,6 @@ def test_a_second_signal_kills_the_workers_and_exits_130(tmp_path):
     assert status == 130
     assert "SIGTERM again: giving up" in err
 
-    def gone(pid: int) -> bool:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return True
-        return False
-
     assert wait_until(lambda: all(gone(p) for p in pids), timeout=10)
 
 
@@ -463,16 +460,9 @@ def test_a_second_signal_kills_the_workers_and_exits_130(tmp_path):
 def test_each_worker_keeps_its_state_file_and_reads_every_workers(tmp_path):
     state = tmp_path / "state"
     enc = encoder()
-    exporters = []
     c = Collect("-i", "udp://127.0.0.1:0", "-s", f"jsonl:{tmp_path / 'a.jsonl'}", "--workers", "2",
                 "--state-dir", str(state))
-    port = c.ports()["udp"]
-    for _ in range(16):
-        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        s.bind(("127.0.0.1", 0))
-        for m in enc.template_messages():
-            s.sendto(m, ("127.0.0.1", port))
-        exporters.append(s)
+    exporters = udp_exporters(c.ports()["udp"], 16, lambda k: enc.template_messages())
     c.wait_for("session started", 16)
     assert c.finish()[0] == EXIT_OK
     assert sorted(p.name for p in state.glob("*.json")) == ["udp-127.0.0.1-0-w0.json", "udp-127.0.0.1-0-w1.json"]
