@@ -12,19 +12,32 @@ ports, label JSON, policy names on some flows, a cluster UUID. They come from a 
 `random.Random`, so a given (n_records, seed) always yields the same records and the same bytes.
 The addresses are data values only: nothing here touches a network.
 
-The records are encoded with the library's own `Encoder`, packed like the Flow Aggregator's buffered
-exporter does: many records of one template per message, up to the maximum message size (65535 for
-TCP; `UDP_MESSAGE_SIZE` for a 1500-byte-MTU UDP path), with the template in its own first message.
+The FA always sends an IPv6 template too (id 257, `FA_AGGREGATE_IPV6`: the same list with the IPv6
+address pair and the IPv6 trio). `fa_records(..., ipv6_share=...)` gives that share of the records
+IPv6 addresses (the same cluster, numbered in fd00::/8 instead of 10.0.0.0/8).
 
-Importable by tests and benchmarks (`fa_template_fields()`, `fa_records()`, `fa_stream()`), and
-runnable to write a stream to a file:
+The records are encoded with the library's own `Encoder`, packed like the Flow Aggregator's buffered
+exporter (go-ipfix `BufferedIPFIXExporter`) does: one buffer per template, filled with records up to
+the maximum message size (65535 for TCP; `UDP_MESSAGE_SIZE` for a 1500-byte-MTU UDP path), so every
+message holds one data set. The templates come first, one message each (as go-ipfix sends them),
+and, for a UDP exporter, again after every `template_every` data messages (RFC 7011 §8.4: UDP
+exporters must re-send their templates; go-ipfix does it on a timer, routers every N packets).
+
+`SHAPES` names the message shapes the benchmarks measure, from the friendliest (65535-octet
+messages, templates once) to what a UDP exporter sends (messages of at most 1400 octets holding
+two records, templates re-sent every few dozen messages, IPv4 and IPv6 mixed).
+
+Importable by tests and benchmarks (`fa_template_fields()`, `fa_records()`, `fa_messages()`,
+`shape_messages()`), and runnable to write a stream to a file:
 
     python benchmarks/antrea_stream.py --records 1000 --out fa.ipfix
+    python benchmarks/antrea_stream.py --records 1000 --shape udp-mixed --out fa-udp.ipfix
 """
 
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import json
 import random
 import uuid
@@ -37,17 +50,26 @@ __all__ = [
     "FA_AGGREGATE_IPV6",
     "FA_TEMPLATE_ID",
     "FA_TEMPLATE_ID_IPV6",
+    "FA_TEMPLATES",
     "REVERSE_PEN",
+    "SHAPES",
     "TCP_MESSAGE_SIZE",
     "UDP_MESSAGE_SIZE",
+    "UDP_SMALL_MESSAGE_SIZE",
     "Element",
+    "Flow",
+    "Shape",
+    "add_shape_arguments",
+    "chosen_shapes",
     "cluster_id",
+    "fa_flows",
     "fa_messages",
     "fa_records",
     "fa_stream",
     "fa_template_elements",
     "fa_template_fields",
     "fnv1_32",
+    "shape_messages",
 ]
 
 ANTREA_PEN = 56506  # IANA-assigned to Antrea (antrea-facts 1.1)
@@ -56,6 +78,7 @@ FA_TEMPLATE_ID = 256  # the FA's IPv4 template id (antrea-facts 2.2)
 FA_TEMPLATE_ID_IPV6 = 257  # the FA's IPv6 template id: it always sends both (antrea-facts 2.2)
 TCP_MESSAGE_SIZE = 65535  # RFC 7011 maximum message size; the FA's TCP cap
 UDP_MESSAGE_SIZE = 1472  # 1500-byte MTU - 20 (IPv4) - 8 (UDP)
+UDP_SMALL_MESSAGE_SIZE = 1400  # what UDP exporters configure to leave room for tunnels
 EXPORT_TIME = 1_767_225_600  # 2026-01-01T00:00:00Z: fixed, so streams are byte-for-byte stable
 
 
@@ -165,6 +188,9 @@ _IPV6_OF = {
 }
 FA_AGGREGATE_IPV6: tuple[Element, ...] = tuple(_IPV6_OF.get(e.name, e) for e in FA_AGGREGATE_IPV4)
 assert sum(e.data_type == "ipv6Address" for e in FA_AGGREGATE_IPV6) == len(_IPV6_OF)
+#: template id -> its elements, in wire order
+FA_TEMPLATES: dict[int, tuple[Element, ...]] = {FA_TEMPLATE_ID: FA_AGGREGATE_IPV4,
+                                                FA_TEMPLATE_ID_IPV6: FA_AGGREGATE_IPV6}
 
 
 def fa_template_elements(ipv6: bool = False) -> list[Element]:
@@ -253,6 +279,56 @@ class _Cluster:
                 self.pods.append(pod)
             svc_port_name = f"{ns}/{app}:{port_name}" if port_name else f"{ns}/{app}"
             self.services.append((ns, app, f"10.96.{w // 8}.{10 + w * 7}", port, svc_port_name, backends))
+
+
+class Flow(NamedTuple):
+    """One record and the template it goes out with."""
+
+    template_id: int
+    values: tuple
+
+
+def fa_flows(n_records: int, seed: int = 1, *, ipv6_share: float = 0.0,
+             pod_labels: bool = True) -> list[Flow]:
+    """`n_records` Flow Aggregator records with their template ids.
+
+    ``ipv6_share`` of them (drawn from a random stream of their own, so the IPv4 records stay
+    those of `fa_records`) carry IPv6 addresses and go out with the IPv6 template.
+    ``pod_labels=False`` empties the two label strings, as the FA's default record contents do
+    (`recordContents.podLabels: false`).
+    """
+    records = fa_records(n_records, seed)
+    if not pod_labels:
+        at = [i for i, e in enumerate(FA_AGGREGATE_IPV4) if e.name.endswith("PodLabels")]
+        records = [tuple("" if i in at else v for i, v in enumerate(r)) for r in records]
+    if not ipv6_share:
+        return [Flow(FA_TEMPLATE_ID, r) for r in records]
+    family = random.Random(f"ipv6-{seed}")
+    return [Flow(FA_TEMPLATE_ID_IPV6, _as_ipv6(r)) if family.random() < ipv6_share
+            else Flow(FA_TEMPLATE_ID, r) for r in records]
+
+
+# The fields whose values become IPv6 addresses in an IPv6 record: the template's addresses and
+# the egress IP (a string element).
+_IPV6_AT = tuple(i for i, e in enumerate(FA_AGGREGATE_IPV4) if e.name in _IPV6_OF or e.name == "egressIP")
+
+
+def _as_ipv6(record: tuple) -> tuple:
+    values = list(record)
+    for i in _IPV6_AT:
+        values[i] = _ipv6_of(values[i])
+    return tuple(values)
+
+
+def _ipv6_of(address: str) -> str:
+    """The cluster's IPv6 address for one of its IPv4 addresses: 10.244.3.7 -> fd00:10:244:3::7
+    (canonical text); the unset 0.0.0.0 -> ::, as the FA sends it; an empty string stays empty."""
+    if not address:
+        return address
+    if address == "0.0.0.0":
+        return "::"
+    a, b, c, d = address.split(".")
+    return str(ipaddress.IPv6Address(f"fd00:{a}:{b}:{c}::{d}"))
 
 
 def fa_records(n_records: int, seed: int = 1) -> list[tuple]:
@@ -350,41 +426,145 @@ def fa_messages(
     n_records: int,
     seed: int = 1,
     max_message_size: int = TCP_MESSAGE_SIZE,
-    records: list[tuple] | None = None,
+    records: list[tuple] | list[Flow] | None = None,
+    *,
+    template_every: int | None = None,
 ) -> list[bytes]:
-    """The template message, then data messages packing `n_records` records up to `max_message_size`."""
+    """The messages of `n_records` records (`records`, or `fa_records(n_records, seed)`).
+
+    ``records`` are `Flow`s, or value tuples of the IPv4 template. The templates the records use
+    come first, one message each; then data messages, packed as the FA's buffered exporter does
+    (a buffer per template, sent when the next record would take it past ``max_message_size``);
+    with ``template_every``, the templates again after every that many data messages.
+    """
     from ipfix_antrea import Encoder
 
     if records is None:
         records = fa_records(n_records, seed)
+    flows = [r if isinstance(r, Flow) else Flow(FA_TEMPLATE_ID, r) for r in records]
     odid = fnv1_32(uuid.UUID(cluster_id(seed)).bytes)
     enc = Encoder(
         observation_domain_id=odid,
         max_message_size=max_message_size,
         export_time=lambda: EXPORT_TIME,
     )
-    enc.add_template(FA_TEMPLATE_ID, fa_template_fields())
-    return [*enc.template_messages(), *enc.encode(FA_TEMPLATE_ID, records)]
+    template_ids = sorted({f.template_id for f in flows})
+    for template_id in template_ids:
+        enc.add_template(template_id, [e.name for e in FA_TEMPLATES[template_id]])
+
+    def templates() -> list[bytes]:
+        return [m for template_id in template_ids for m in enc.template_messages([template_id])]
+
+    messages = templates()
+    room = max_message_size - 16 - 4  # RFC 7011: message header, set header
+    pending: dict[int, list[tuple]] = {}
+    used: dict[int, int] = {}
+    data_messages = 0
+
+    def send(template_id: int) -> None:
+        nonlocal data_messages
+        (message,) = enc.encode(template_id, pending.pop(template_id))
+        del used[template_id]
+        messages.append(message)
+        data_messages += 1
+        if template_every and data_messages % template_every == 0:
+            messages.extend(templates())
+
+    for template_id, values in flows:
+        size = len(enc.encode_record(template_id, values))
+        if template_id in pending and used[template_id] + size > room:
+            send(template_id)
+        pending.setdefault(template_id, []).append(values)
+        used[template_id] = used.get(template_id, 0) + size
+    for template_id in list(pending):
+        send(template_id)
+    return messages
 
 
 def fa_stream(
     n_records: int,
     seed: int = 1,
     max_message_size: int = TCP_MESSAGE_SIZE,
-    records: list[tuple] | None = None,
+    records: list[tuple] | list[Flow] | None = None,
 ) -> bytes:
     """`fa_messages(...)` concatenated: the bytes a collector reads from one TCP connection."""
     return b"".join(fa_messages(n_records, seed, max_message_size, records))
+
+
+# --- the shapes of the streams exporters send ------------------------------------------------------
+
+class Shape(NamedTuple):
+    """How the records of a stream are cut into messages."""
+
+    name: str
+    max_message_size: int
+    #: data messages between template re-sends; None: the templates once, at the start
+    template_every: int | None
+    #: share of IPv6 records (IPv6 template) among the IPv4 ones
+    ipv6_share: float
+    #: whether the label strings are filled (recordContents.podLabels)
+    pod_labels: bool
+    description: str
+
+    def flows(self, n_records: int, seed: int = 1) -> list[Flow]:
+        return fa_flows(n_records, seed, ipv6_share=self.ipv6_share, pod_labels=self.pod_labels)
+
+
+SHAPES: dict[str, Shape] = {s.name: s for s in (
+    Shape("tcp", TCP_MESSAGE_SIZE, None, 0.0, True,
+          "65535-octet messages (TCP, the FA's default transport), template once"),
+    Shape("udp-1472", UDP_MESSAGE_SIZE, None, 0.0, True,
+          "1472-octet messages (one Ethernet frame), template once"),
+    Shape("udp-refresh", UDP_SMALL_MESSAGE_SIZE, 50, 0.0, False,
+          "messages of at most 1400 octets (two records without labels, the FA's default record "
+          "contents), template re-sent every 50 messages"),
+    Shape("udp-mixed", UDP_SMALL_MESSAGE_SIZE, 20, 0.5, False,
+          "as udp-refresh, but half the records IPv6 (templates 256 and 257, the FA sends both), "
+          "both templates re-sent every 20 messages"),
+)}
+
+
+def add_shape_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--shape`` (repeatable) and ``--template-every``, for the benchmarks; `chosen_shapes`
+    reads them."""
+    parser.add_argument("--shape", choices=SHAPES, action="append",
+                        help="measure this shape (repeatable; default: all). "
+                             + "; ".join(f"{s.name}: {s.description}" for s in SHAPES.values()))
+    parser.add_argument("--template-every", type=int, metavar="N",
+                        help="re-send the templates every N data messages in the shapes that re-send them")
+
+
+def chosen_shapes(args: argparse.Namespace) -> list[Shape]:
+    """The shapes `add_shape_arguments` asked for (all by default), with their re-send interval."""
+    shapes = [SHAPES[name] for name in (args.shape or SHAPES)]
+    if args.template_every:
+        shapes = [s._replace(template_every=args.template_every) if s.template_every else s for s in shapes]
+    return shapes
+
+
+def shape_messages(shape: Shape, n_records: int, seed: int = 1,
+                   flows: list[Flow] | None = None) -> list[bytes]:
+    """The messages of `n_records` records (``flows``, or ``shape.flows(n_records, seed)``) cut
+    the way ``shape`` says."""
+    if flows is None:
+        flows = shape.flows(n_records, seed)
+    return fa_messages(n_records, seed, shape.max_message_size, flows,
+                       template_every=shape.template_every)
 
 
 def _main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description="Write a Flow-Aggregator-shaped IPFIX stream to a file.")
     p.add_argument("--records", type=int, default=1000)
     p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--max-message-size", type=int, default=TCP_MESSAGE_SIZE)
+    p.add_argument("--shape", choices=SHAPES, default="tcp",
+                   help="; ".join(f"{s.name}: {s.description}" for s in SHAPES.values()))
+    p.add_argument("--max-message-size", type=int, help="instead of the shape's")
     p.add_argument("--out", required=True, help="output file (concatenated IPFIX messages, RFC 5655 style)")
     args = p.parse_args(argv)
-    msgs = fa_messages(args.records, args.seed, args.max_message_size)
+    shape = SHAPES[args.shape]
+    if args.max_message_size:
+        shape = shape._replace(max_message_size=args.max_message_size)
+    msgs = shape_messages(shape, args.records, args.seed)
     with open(args.out, "wb") as f:
         f.writelines(msgs)
     print(f"{args.out}: {args.records} records in {len(msgs)} messages, {sum(map(len, msgs))} bytes")

@@ -187,7 +187,7 @@ def step(args, pool, rate: float, rcvbuf: str | None, out_path: str) -> dict:
     if rcvbuf:
         argv += ["--udp-rcvbuf", rcvbuf]
     err = tempfile.TemporaryFile()  # noqa: SIM115 - closed below, after the collector exits
-    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err)
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err, cwd=args.workdir)
     try:
         port = None
         deadline = time.monotonic() + 30
@@ -305,7 +305,7 @@ def file_rates(args, pool, out) -> dict:
         for side in (("ours", "peer") if i % 2 == 0 else ("peer", "ours")):
             if side == "ours" and os.path.exists(out_path):
                 os.unlink(out_path)
-            r = run(ours_argv if side == "ours" else peer_argv)
+            r = run(ours_argv if side == "ours" else peer_argv, args.workdir)
             if r["status"] != 0:
                 raise RuntimeError(f"{side} exited {r['status']}: {r['stderr'][-2000:]}")
             res[side].append(r)
@@ -343,7 +343,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="records in the file-rate comparison; 0 skips it (default %(default)s)")
     p.add_argument("--file-rounds", type=int, default=3)
     p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--collect-cmd", metavar="CMD", help="how to run ipfix-collect (default: the one on PATH)")
+    p.add_argument("--collect-cmd", metavar="CMD", help="how to run ipfix-collect (default: this interpreter -m ipfix_antrea.cli)")
     p.add_argument("--workdir", default=os.path.join(tempfile.gettempdir(), "ipfix-antrea-bench"))
     p.add_argument("--json", nargs="?", const="-", metavar="PATH",
                    help="write machine-readable results to PATH (or stdout with no PATH)")

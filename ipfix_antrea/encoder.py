@@ -103,24 +103,30 @@ class Encoder:
         """Messages carrying the given templates (all by default), to send or re-send."""
         ids = list(self._templates) if template_ids is None else list(template_ids)
         units: list[tuple[int, bytes]] = []
-        now = self._clock()
         for template_id in ids:
-            self._sent[template_id] = now
             template = self._templates[template_id]
             set_id = OPTIONS_TEMPLATE_SET_ID if template.is_options else TEMPLATE_SET_ID
             units.append((set_id, template_record(template)))
-        return self._pack(units)
+        messages = self._pack(units)
+        now = self._clock()  # only once the messages exist: a refused call sends nothing
+        for template_id in ids:
+            self._sent[template_id] = now
+        return messages
 
     def withdraw(self, template_id: int) -> bytes:
         """A withdrawal message for one template (RFC 7011 §8.1); the template is forgotten."""
-        template = self._templates.pop(template_id)
-        self._sent.pop(template_id, None)
+        template = self._templates[template_id]
         if template.is_options:
-            body = OptionsTemplateRecord.build({"template_id": template_id, "field_count": 0,
-                                                "scope_field_count": None, "fields": []})
-            return self._message([(OPTIONS_TEMPLATE_SET_ID, [body])])
-        body = TemplateRecord.build({"template_id": template_id, "field_count": 0, "fields": []})
-        return self._message([(TEMPLATE_SET_ID, [body])])
+            unit = (OPTIONS_TEMPLATE_SET_ID, OptionsTemplateRecord.build(
+                {"template_id": template_id, "field_count": 0, "scope_field_count": None,
+                 "fields": []}))
+        else:
+            unit = (TEMPLATE_SET_ID, TemplateRecord.build(
+                {"template_id": template_id, "field_count": 0, "fields": []}))
+        (message,) = self._pack([unit])
+        del self._templates[template_id]
+        self._sent.pop(template_id, None)
+        return message
 
     def encode_record(self, template_id: int, record: RecordLike) -> bytes:
         """The wire bytes of one data record."""
@@ -132,9 +138,12 @@ class Encoder:
     def encode(self, template_id: int, records: Iterable[RecordLike]) -> list[bytes]:
         """Messages carrying ``records`` in data sets of ``template_id``, split at the size cap;
         preceded by template messages when ``template_refresh`` says they are due."""
-        encoded = [self.encode_record(template_id, r) for r in records]
-        data = self._pack([(template_id, body) for body in encoded], count_records=True)
-        return self._due_templates() + data
+        units = [(template_id, self.encode_record(template_id, r)) for r in records]
+        layout = self._layout(units)  # refuses a record too large before anything changes
+        # Templates first: their message must carry the count of the data records sent before
+        # it, not after this data (RFC 7011 §3.1), or a collector sees it out of order.
+        templates = self._due_templates()
+        return templates + [self._message(sets, count_records=True) for sets in layout]
 
     def _due_templates(self) -> list[bytes]:
         if self.template_refresh is None:
@@ -146,20 +155,27 @@ class Encoder:
 
     # -- message assembly ---------------------------------------------------------------------
 
-    def _pack(self, units: list[tuple[int, bytes]], count_records: bool = False) -> list[bytes]:
-        """Packs (set id, record bytes) units into as few messages as the size cap allows."""
-        room = self.max_message_size - MESSAGE_HEADER_LENGTH
-        messages: list[bytes] = []
-        sets: list[tuple[int, list[bytes]]] = []
-        used = 0
-        for set_id, body in units:
+    def _pack(self, units: list[tuple[int, bytes]]) -> list[bytes]:
+        """Messages of template (or withdrawal) records: (set id, record bytes) units."""
+        return [self._message(sets) for sets in self._layout(units)]
+
+    def _layout(self, units: list[tuple[int, bytes]]) -> list[list[tuple[int, list[bytes]]]]:
+        """The sets of each message, packing (set id, record bytes) units into as few messages as
+        the size cap allows. Builds nothing, so a unit too large for any message is refused
+        before a call has changed the sequence number or marked a template as sent."""
+        for _, body in units:
             if MESSAGE_HEADER_LENGTH + SET_HEADER_LENGTH + len(body) > self.max_message_size:
                 raise ValueError(f"a record of {len(body)} octets does not fit a message of "
                                  f"{self.max_message_size}")
+        room = self.max_message_size - MESSAGE_HEADER_LENGTH
+        layout: list[list[tuple[int, list[bytes]]]] = []
+        sets: list[tuple[int, list[bytes]]] = []
+        used = 0
+        for set_id, body in units:
             same_set = bool(sets) and sets[-1][0] == set_id
             cost = len(body) + (0 if same_set else SET_HEADER_LENGTH)
             if used + cost > room:
-                messages.append(self._message(sets, count_records))
+                layout.append(sets)
                 sets, used, same_set = [], 0, False
                 cost = len(body) + SET_HEADER_LENGTH
             if same_set:
@@ -168,15 +184,15 @@ class Encoder:
                 sets.append((set_id, [body]))
             used += cost
         if sets:
-            messages.append(self._message(sets, count_records))
-        return messages
+            layout.append(sets)
+        return layout
 
     def _message(self, sets: list[tuple[int, list[bytes]]], count_records: bool = False) -> bytes:
         payload = b"".join(
             SetHeader.build({"set_id": set_id, "length": SET_HEADER_LENGTH + sum(map(len, bodies))})
             + b"".join(bodies)
             for set_id, bodies in sets)
-        header = MessageHeader.build({
+        header: bytes = MessageHeader.build({
             "length": MESSAGE_HEADER_LENGTH + len(payload),
             "export_time": self._export_time(),
             "sequence_number": self.sequence_number,
@@ -200,10 +216,13 @@ def template_record(template: Template) -> bytes:
                "length": f.length,
                "enterprise": f.element.enterprise or None}
               for f in template.fields]
+    record: bytes
     if template.is_options:
-        return OptionsTemplateRecord.build({"template_id": template.template_id,
-                                            "field_count": len(fields),
-                                            "scope_field_count": template.scope_count,
-                                            "fields": fields})
-    return TemplateRecord.build({"template_id": template.template_id,
-                                 "field_count": len(fields), "fields": fields})
+        record = OptionsTemplateRecord.build({"template_id": template.template_id,
+                                              "field_count": len(fields),
+                                              "scope_field_count": template.scope_count,
+                                              "fields": fields})
+    else:
+        record = TemplateRecord.build({"template_id": template.template_id,
+                                       "field_count": len(fields), "fields": fields})
+    return record

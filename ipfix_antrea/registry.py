@@ -169,9 +169,10 @@ class Registry:
     last.
     """
 
-    __slots__ = ("_by_key", "_by_name", "_unknown")
+    __slots__ = ("_by_key", "_by_name", "_unknown", "_changes")
 
     def __init__(self, elements: Iterable[InformationElement] = ()) -> None:
+        self._changes = 0
         self._by_key: dict[tuple[int, int], InformationElement] = {}
         # name -> the element of that name added last. Insertion order of _by_key is add order,
         # which is what add() falls back on when a name's element is replaced.
@@ -192,6 +193,7 @@ class Registry:
         if not isinstance(ie, InformationElement):
             raise TypeError(f"Registry.add() takes an InformationElement, not {type(ie).__name__}")
         key = (ie.enterprise, ie.element_id)
+        self._changes += 1
         # pop then insert: iteration order stays "order added", replacements count as new.
         old = self._by_key.pop(key, None)
         self._by_key[key] = ie
@@ -231,12 +233,19 @@ class Registry:
     def copy(self) -> Registry:
         """An independent registry with the same elements (elements are shared: they are frozen)."""
         new = Registry.__new__(Registry)
+        new._changes = 0
         new._by_key = self._by_key.copy()
         new._by_name = self._by_name.copy()
         new._unknown = self._unknown.copy()
         return new
 
     # -- queries ----------------------------------------------------------------------------
+
+    @property
+    def changes(self) -> int:
+        """How many times an element was added: a session that keeps what it resolved through
+        this registry (templates) knows by this number whether its resolution still holds."""
+        return self._changes
 
     def get(self, enterprise: int, element_id: int) -> InformationElement | None:
         """The element registered under ``(enterprise, element_id)``, or ``None``."""

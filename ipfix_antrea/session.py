@@ -6,11 +6,15 @@ scopes to a transport session: the templates of each observation domain (§8), t
 number expected next per domain (§3.1), data sets still waiting for their template, and a
 partial message of a stream.
 
-Strategy: messages are framed with ``struct`` from the header length; each set is handled on its
-own so that a bad set is reported (:class:`~ipfix_antrea.events.MalformedSet`) while the sets
-around it still decode. Template records are parsed with the ``construct`` declarations of
-:mod:`ipfix_antrea.wire`; data records go through the code compiled per template. Only a message
-that cannot be framed raises :class:`DecodeError`, because nothing after it can be trusted.
+Strategy: messages are framed with ``struct`` from the header length and decoded where they lie
+in the chunk or datagram (no copy per message); each set is handled on its own so that a bad set
+is reported (:class:`~ipfix_antrea.events.MalformedSet`) while the sets around it still decode.
+Template records are parsed with the ``construct`` declarations of :mod:`ipfix_antrea.wire`; the
+session keeps each current template's record bytes, and a record that arrives again with the same
+bytes (UDP exporters re-send every template every few dozen messages, RFC 7011 §8.4) only
+refreshes the template's lifetime, since parsing it would build an equal template. Data records
+go through the code compiled per template. Only a message that cannot be framed raises
+:class:`DecodeError`, because nothing after it can be trusted.
 """
 
 from __future__ import annotations
@@ -25,7 +29,6 @@ from typing import Any
 from construct import ConstructError
 
 from . import events as ev
-from .encoder import template_record
 from .errors import DecodeError
 from .record import Record
 from .registry import Registry, default_registry
@@ -142,6 +145,11 @@ class Session:
         self.stats = SessionStats()
         self._templates: dict[tuple[int, int], Template] = {}
         self._refreshed: dict[tuple[int, int], float] = {}
+        # Each current template's record as the exporter sent it: its bytes, whether it came in
+        # an options template set, and the registry (and its count of changes) that resolved
+        # it. A re-sent record with the same bytes is the same template while that registry has
+        # not changed; the bytes are also what `export_templates` saves.
+        self._wire: dict[tuple[int, int], tuple[bytes, bool, Registry, int]] = {}
         self._held: deque[_HeldSet] = deque()
         self._held_octets = 0
         self._next_sequence: dict[int, int | None] = {}
@@ -162,28 +170,36 @@ class Session:
         if self._broken is not None:
             raise DecodeError(f"stream lost its framing earlier: {self._broken.reason}",
                               self._broken.offset)
-        buffer = self._buffer
-        buffer += data
         records: list[Record] = []
+        origin = self._stream_offset
+        buffer = self._buffer
         pos = 0
         try:
-            while len(buffer) - pos >= MESSAGE_HEADER_LENGTH:
-                length = self._check_header(buffer, pos, self._stream_offset + pos)
-                if len(buffer) - pos < length:
+            if buffer:  # a partial message waits: decode nothing until it is complete
+                buffer += data
+                if len(buffer) < MESSAGE_HEADER_LENGTH \
+                        or len(buffer) < self._message_length(buffer, 0, origin):
+                    return records
+                data = bytes(buffer)
+                buffer.clear()
+            elif type(data) is not bytes:
+                data = bytes(data)
+            size = len(data)
+            while size - pos >= MESSAGE_HEADER_LENGTH:
+                length = self._message_length(data, pos, origin + pos)
+                if size - pos < length:
                     break
-                with memoryview(buffer) as view:  # one copy, and the buffer stays resizable
-                    message = bytes(view[pos:pos + length])
-                records += self._decode_message(message, self._stream_offset + pos, None)
+                self._decode_message(data, pos, pos + length, origin, None, records)
                 pos += length
         except DecodeError as exc:
             exc.records = records
             self._broken = exc
             self._buffer = bytearray()
             raise
-        finally:
-            if self._broken is None:
-                del buffer[:pos]
-                self._stream_offset += pos
+        if pos < size:
+            with memoryview(data) as view:
+                buffer += view[pos:]
+        self._stream_offset = origin + pos
         return records
 
     def end_of_stream(self) -> None:
@@ -221,19 +237,19 @@ class Session:
         if now is None and self.template_lifetime is not None:
             now = time.monotonic()
         data = bytes(data)
+        size = len(data)
         records: list[Record] = []
         pos = 0
         try:
-            while pos < len(data):
-                if len(data) - pos < MESSAGE_HEADER_LENGTH:
+            while pos < size:
+                if size - pos < MESSAGE_HEADER_LENGTH:
                     raise self._framing_error(
-                        f"{len(data) - pos} octets are too few for a message header", pos)
-                length = self._check_header(data, pos, pos)
-                if len(data) - pos < length:
+                        f"{size - pos} octets are too few for a message header", pos)
+                length = self._message_length(data, pos, pos)
+                if size - pos < length:
                     raise self._framing_error(f"message of {length} octets truncated to "
-                                              f"{len(data) - pos}", pos)
-                message = data if pos == 0 and length == len(data) else data[pos:pos + length]
-                records += self._decode_message(message, pos, now)
+                                              f"{size - pos}", pos)
+                self._decode_message(data, pos, pos + length, 0, now, records)
                 pos += length
         except DecodeError as exc:
             exc.records = records
@@ -255,18 +271,19 @@ class Session:
         return dict(self._templates)
 
     def export_templates(self, now: float | None = None) -> list[SavedTemplate]:
-        """The current templates in their wire form, with their age at ``now`` (the clock of
-        :meth:`decode_datagram`); templates whose lifetime has run out are left out."""
-        if now is None and self.template_lifetime is not None:
-            now = time.monotonic()
+        """The current templates in their wire form (each record's bytes as the exporter sent
+        them), with their age at ``now`` (the clock of :meth:`decode_datagram`); templates whose
+        lifetime has run out are left out."""
+        clock = time.monotonic() if now is None else now
         saved = []
-        for key, template in self._templates.items():
+        for key in self._templates:
             age = None
             if self.template_lifetime is not None:
-                age = max(now - self._refreshed[key], 0.0)
+                age = max(clock - self._refreshed[key], 0.0)
                 if age > self.template_lifetime:
                     continue
-            saved.append(SavedTemplate(key[0], template_record(template), template.is_options, age))
+            record, options = self._wire[key][:2]
+            saved.append(SavedTemplate(key[0], record, options, age))
         return saved
 
     def import_templates(self, templates: Iterable[SavedTemplate],
@@ -331,7 +348,11 @@ class Session:
         self.stats.malformed_messages += 1
         return DecodeError(reason, offset)
 
-    def _check_header(self, data: bytes | bytearray, pos: int, offset: int) -> int:
+    def _message_length(self, data: bytes | bytearray, pos: int, offset: int) -> int:
+        """The length of the message whose header starts at ``pos``; raises DecodeError (at the
+        stream ``offset``) when the header is not IPFIX's."""
+        version: int
+        length: int
         version, length = _SET_HEADER.unpack_from(data, pos)  # the header's first two fields
         if version != IPFIX_VERSION:
             raise self._framing_error(f"version {version} is not IPFIX (10)", offset)
@@ -342,50 +363,56 @@ class Session:
 
     # -- messages and sets ----------------------------------------------------------------------
 
-    def _decode_message(self, message: bytes, base: int, now: float | None) -> list[Record]:
-        _, length, export_time, sequence, domain = _HEADER.unpack_from(message)
+    def _decode_message(self, data: bytes, start: int, end: int, origin: int, now: float | None,
+                        out: list[Record]) -> None:
+        """Decodes the message ``data[start:end]`` into ``out``. Positions are in ``data``;
+        ``origin`` is the offset of ``data`` in the stream, for the offsets of errors."""
+        _, length, export_time, sequence, domain = _HEADER.unpack_from(data, start)
         stats = self.stats
         stats.messages += 1
         stats.octets += length
-        self._check_sequence(domain, sequence)
-        records: list[Record] = []
+        expected = self._next_sequence.get(domain)
+        if expected is not None and sequence != expected:
+            self._check_sequence(domain, expected, sequence)
+        own = 0  # data records of this message (not held sets that its templates released)
         counted = True  # whether every data record of the message was seen (for sequencing)
-        pos = MESSAGE_HEADER_LENGTH
-        while pos < length:
-            if length - pos < SET_HEADER_LENGTH:
+        pos = start + MESSAGE_HEADER_LENGTH
+        while pos < end:
+            if end - pos < SET_HEADER_LENGTH:
                 self._malformed(domain, -1, DecodeError(
-                    f"{length - pos} trailing octets are too few for a set header", base + pos))
+                    f"{end - pos} trailing octets are too few for a set header", origin + pos))
                 counted = False
                 break
-            set_id, set_length = _SET_HEADER.unpack_from(message, pos)
-            end = pos + set_length
-            if set_length < SET_HEADER_LENGTH or end > length:
+            set_id, set_length = _SET_HEADER.unpack_from(data, pos)
+            set_end = pos + set_length
+            if set_length < SET_HEADER_LENGTH or set_end > end:
                 self._malformed(domain, set_id, DecodeError(
-                    f"set {set_id} claims {set_length} octets, {length - pos} remain in the "
-                    "message", base + pos))
+                    f"set {set_id} claims {set_length} octets, {end - pos} remain in the "
+                    "message", origin + pos))
                 counted = False
                 break
-            start = pos + SET_HEADER_LENGTH
             try:
                 if set_id >= MIN_DATA_SET_ID:
-                    counted &= self._data_set(message, start, end, set_id, domain, export_time,
-                                              sequence, base, now, records)
-                elif set_id in (TEMPLATE_SET_ID, OPTIONS_TEMPLATE_SET_ID):
-                    self._template_set(message, start, end, set_id, domain, base, now, records)
+                    decoded = self._data_set(data, pos + SET_HEADER_LENGTH, set_end, set_id,
+                                             domain, export_time, sequence, origin, now, out)
+                    if decoded is None:
+                        counted = False
+                    else:
+                        own += decoded
+                elif set_id == TEMPLATE_SET_ID or set_id == OPTIONS_TEMPLATE_SET_ID:
+                    self._template_set(data, pos + SET_HEADER_LENGTH, set_end, set_id, domain,
+                                       origin, now, out)
                 else:
-                    raise DecodeError(f"set id {set_id} is reserved (RFC 7011 §3.3.2)", base + pos)
+                    raise DecodeError(f"set id {set_id} is reserved (RFC 7011 §3.3.2)",
+                                      origin + pos)
             except DecodeError as exc:
                 self._malformed(domain, set_id, exc)
                 counted = False
-            pos = end
-        self._next_sequence[domain] = (sequence + len(records)) % _SEQUENCE_MODULUS if counted \
-            else None
-        return records
+            pos = set_end
+        self._next_sequence[domain] = (sequence + own) % _SEQUENCE_MODULUS if counted else None
 
-    def _check_sequence(self, domain: int, sequence: int) -> None:
-        expected = self._next_sequence.get(domain)
-        if expected is None or sequence == expected:
-            return
+    def _check_sequence(self, domain: int, expected: int, sequence: int) -> None:
+        """Reports a message whose sequence number is not the ``expected`` one."""
         ahead = (sequence - expected) % _SEQUENCE_MODULUS
         if ahead < _SEQUENCE_MODULUS // 2:
             self.stats.sequence_gaps += 1
@@ -399,18 +426,19 @@ class Session:
         self.stats.malformed_sets += 1
         self._events.append(ev.MalformedSet(domain, set_id, error))
 
-    def _padding(self, message: bytes, pos: int, end: int, domain: int, set_id: int,
-                 base: int) -> None:
-        if pos < end and any(message[pos:end]):
+    def _padding(self, data: bytes, pos: int, end: int, domain: int, set_id: int,
+                 origin: int) -> None:
+        if pos < end and any(data[pos:end]):
             self.stats.nonzero_padding += 1
-            self._events.append(ev.NonZeroPadding(domain, set_id, base + pos))
+            self._events.append(ev.NonZeroPadding(domain, set_id, origin + pos))
 
     # -- data sets ----------------------------------------------------------------------------
 
-    def _data_set(self, message: bytes, start: int, end: int, template_id: int, domain: int,
-                  export_time: int, sequence: int, base: int, now: float | None,
-                  out: list[Record]) -> bool:
-        """Decodes a data set into ``out``; False when its records could not be counted."""
+    def _data_set(self, data: bytes, start: int, end: int, template_id: int, domain: int,
+                  export_time: int, sequence: int, origin: int, now: float | None,
+                  out: list[Record]) -> int | None:
+        """Decodes a data set into ``out``: how many records it held, or None when it was held
+        back for its template (so its records could not be counted)."""
         key = (domain, template_id)
         template = self._templates.get(key)
         if template is not None and now is not None and self.template_lifetime is not None \
@@ -419,18 +447,17 @@ class Session:
             template = None
         if template is not None:
             try:
-                self._decode_records(template, message, start, end, domain, export_time,
-                                     sequence, base, out)
-                return True
+                return self._decode_records(template, data, start, end, domain, export_time,
+                                            sequence, origin, out)
             except UnknownSubTemplate:
                 pass  # held like a set without template, until the sub-template comes
-        self._hold(_HeldSet(domain, template_id, message[start:end], export_time, sequence))
-        return False
+        self._hold(_HeldSet(domain, template_id, data[start:end], export_time, sequence))
+        return None
 
-    def _decode_records(self, template: Template, message: bytes, pos: int, end: int,
-                        domain: int, export_time: int, sequence: int, base: int,
-                        out: list[Record]) -> None:
-        """Decodes the records of one data set into ``out``.
+    def _decode_records(self, template: Template, data: bytes, pos: int, end: int,
+                        domain: int, export_time: int, sequence: int, origin: int,
+                        out: list[Record]) -> int:
+        """Decodes the records of one data set into ``out``; returns how many.
 
         On a malformed record, the records before it are kept and DecodeError raised; on
         UnknownSubTemplate none are kept, since the whole set will be decoded again later.
@@ -438,30 +465,33 @@ class Session:
         decode = template.decode
         min_length = template.min_length
         ctx = _ListContext(self, domain) if template.has_lists else None
-        decoded: list[Record] = []
-        append = decoded.append
+        first = len(out)
+        append = out.append
         try:
             while end - pos >= min_length:
-                values, pos = decode(message, pos, end, ctx)
+                values, pos = decode(data, pos, end, ctx)
                 append(Record(template, values, domain, export_time, sequence))
         except UnknownSubTemplate:
+            del out[first:]
             raise
         except (struct.error, IndexError):
-            self._keep(template, decoded, out)
+            self._count(template, len(out) - first)
             raise DecodeError(f"record of template {template.template_id} is truncated",
-                              base + pos) from None
+                              origin + pos) from None
         except DecodeError as exc:
-            self._keep(template, decoded, out)
+            self._count(template, len(out) - first)
             raise DecodeError(f"template {template.template_id}: {exc.reason}",
-                              base + pos) from None
-        self._keep(template, decoded, out)
-        self._padding(message, pos, end, domain, template.template_id, base)
+                              origin + pos) from None
+        decoded = len(out) - first
+        self._count(template, decoded)
+        if pos < end:
+            self._padding(data, pos, end, domain, template.template_id, origin)
+        return decoded
 
-    def _keep(self, template: Template, decoded: list[Record], out: list[Record]) -> None:
-        out += decoded
-        self.stats.records += len(decoded)
+    def _count(self, template: Template, decoded: int) -> None:
+        self.stats.records += decoded
         if template.scope_count:
-            self.stats.options_records += len(decoded)
+            self.stats.options_records += decoded
 
     def _hold(self, held: _HeldSet) -> None:
         stats = self.stats
@@ -500,58 +530,82 @@ class Session:
 
     # -- templates ----------------------------------------------------------------------------
 
-    def _template_set(self, message: bytes, start: int, end: int, set_id: int, domain: int,
-                      base: int, now: float | None, out: list[Record]) -> None:
+    def _template_set(self, data: bytes, start: int, end: int, set_id: int, domain: int,
+                      origin: int, now: float | None, out: list[Record]) -> None:
         options = set_id == OPTIONS_TEMPLATE_SET_ID
-        declaration = OptionsTemplateRecord if options else TemplateRecord
+        registry = self.registry
+        wire = self._wire
         pos = start
         while end - pos >= 4:
-            template_id = (message[pos] << 8) | message[pos + 1]
-            if template_id == 0 and not any(message[pos:end]):
+            template_id = (data[pos] << 8) | data[pos + 1]
+            if template_id == 0 and not any(data[pos:end]):
                 break  # what is left is padding (RFC 7011 §3.3.1), however long
             cap = self.max_template_fields
-            if cap is not None and end - pos >= 4:
-                count = (message[pos + 2] << 8) | message[pos + 3]
+            if cap is not None:
+                count = (data[pos + 2] << 8) | data[pos + 3]
                 if count > cap:  # checked before parsing: parsing a huge template costs too
                     self._forget(domain, template_id)
                     raise DecodeError(f"template {template_id} has {count} fields, more than the "
-                                      f"limit of {cap}", base + pos)
-            try:
-                parsed: Any = declaration.parse(message[pos:end])
-            except ConstructError:
-                self._forget(domain, template_id)  # an invalid redefinition must not leave the old
-                raise DecodeError(f"template {template_id} has more fields than fit its set",
-                                  base + pos) from None
-            record_offset = base + pos
-            pos += 4 + (2 if options and parsed.field_count else 0) + sum(
-                8 if f.enterprise is not None else 4 for f in parsed.fields)
-            if parsed.field_count == 0:
-                self._withdraw(domain, template_id, options)
+                                      f"limit of {cap}", origin + pos)
+            key = (domain, template_id)
+            known = wire.get(key)
+            if known is not None and known[1] is options and known[2] is registry \
+                    and known[3] == registry.changes and data.startswith(known[0], pos, end):
+                # The current template, re-sent (RFC 7011 §8.4): parsing it again would build an
+                # equal template, which changes nothing but its lifetime.
+                self._refresh(key, now)
+                pos += len(known[0])
                 continue
-            if template_id < MIN_DATA_SET_ID:
-                raise DecodeError(f"template id {template_id} is reserved (RFC 7011 §3.4.1)",
-                                  record_offset)
-            scope = parsed.scope_field_count if options else 0
-            if options and not 1 <= scope <= parsed.field_count:
-                self._forget(domain, template_id)
-                raise DecodeError(f"options template {template_id} has scope field count {scope}"
-                                  f" of {parsed.field_count} fields", record_offset)
-            fields = [FieldSpec(self.registry.lookup(f.enterprise or 0, f.id.element_id), f.length)
-                      for f in parsed.fields]
-            template = Template(template_id, fields, scope)
-            if template.min_length == 0:
-                self._forget(domain, template_id)
-                raise DecodeError(f"template {template_id} describes empty records", record_offset)
-            self._install(domain, template, now, out)
-        self._padding(message, pos, end, domain, set_id, base)
+            pos = self._template_record(data, pos, end, template_id, options, domain, origin,
+                                        now, out)
+        self._padding(data, pos, end, domain, set_id, origin)
+
+    def _template_record(self, data: bytes, pos: int, end: int, template_id: int, options: bool,
+                         domain: int, origin: int, now: float | None, out: list[Record]) -> int:
+        """Parses the (options) template record at ``pos`` with the construct declaration and
+        installs or withdraws what it says; returns where the next record starts."""
+        declaration = OptionsTemplateRecord if options else TemplateRecord
+        try:
+            parsed: Any = declaration.parse(data[pos:end])
+        except ConstructError:
+            self._forget(domain, template_id)  # an invalid redefinition must not leave the old
+            raise DecodeError(f"template {template_id} has more fields than fit its set",
+                              origin + pos) from None
+        start = pos
+        pos += 4 + (2 if options and parsed.field_count else 0) + sum(
+            8 if f.enterprise is not None else 4 for f in parsed.fields)
+        if parsed.field_count == 0:
+            self._withdraw(domain, template_id, options)
+            return pos
+        if template_id < MIN_DATA_SET_ID:
+            raise DecodeError(f"template id {template_id} is reserved (RFC 7011 §3.4.1)",
+                              origin + start)
+        scope = parsed.scope_field_count if options else 0
+        if options and not 1 <= scope <= parsed.field_count:
+            self._forget(domain, template_id)
+            raise DecodeError(f"options template {template_id} has scope field count {scope}"
+                              f" of {parsed.field_count} fields", origin + start)
+        fields = [FieldSpec(self.registry.lookup(f.enterprise or 0, f.id.element_id), f.length)
+                  for f in parsed.fields]
+        template = Template(template_id, fields, scope)
+        if template.min_length == 0:
+            self._forget(domain, template_id)
+            raise DecodeError(f"template {template_id} describes empty records", origin + start)
+        self._install(domain, template, now, out)
+        self._wire[(domain, template_id)] = (data[start:pos], options, self.registry,
+                                             self.registry.changes)
+        return pos
+
+    def _refresh(self, key: tuple[int, int], now: float | None) -> None:
+        if self.template_lifetime is not None:
+            self._refreshed[key] = now if now is not None else time.monotonic()
 
     def _install(self, domain: int, template: Template, now: float | None,
                  out: list[Record]) -> None:
         key = (domain, template.template_id)
         previous = self._templates.get(key)
         self._templates[key] = template
-        if self.template_lifetime is not None:
-            self._refreshed[key] = now if now is not None else time.monotonic()
+        self._refresh(key, now)
         if previous == template:
             return
         stats = self.stats
@@ -594,3 +648,4 @@ class Session:
     def _forget(self, domain: int, template_id: int) -> None:
         self._templates.pop((domain, template_id), None)
         self._refreshed.pop((domain, template_id), None)
+        self._wire.pop((domain, template_id), None)

@@ -234,7 +234,7 @@ def _encode_structured(value: Any, ctx: TemplateLookup) -> bytes:
     from .template import FieldSpec
     if isinstance(value, BasicList):
         element = value.element
-        header = BasicListHeader.build({
+        header: bytes = BasicListHeader.build({
             "semantic": value.semantic,
             "field": {"id": {"enterprise_bit": element.enterprise != 0,
                              "element_id": element.element_id},
@@ -246,9 +246,9 @@ def _encode_structured(value: Any, ctx: TemplateLookup) -> bytes:
         return header + body
     if isinstance(value, SubTemplateList):
         template = _known(ctx, value.template_id)
-        header = SubTemplateListHeader.build({"semantic": value.semantic,
-                                              "template_id": value.template_id})
-        return header + _encode_records(template, value.records, ctx)
+        list_header: bytes = SubTemplateListHeader.build({"semantic": value.semantic,
+                                                          "template_id": value.template_id})
+        return list_header + _encode_records(template, value.records, ctx)
     if isinstance(value, SubTemplateMultiList):
         out = bytearray([value.semantic])
         for entry in value.entries:

@@ -181,11 +181,14 @@ def _compile(fields: tuple[FieldSpec, ...]) -> tuple[RecordDecoder, Callable[[di
             flush_run()
             if spec.is_variable:  # RFC 7011 §7: one length octet, or 255 and two more
                 body += ["    n = buf[off]",
-                         "    if n == 255:",
+                         "    if n < 255:",
+                         "        e = off + 1 + n",
+                         f"        {var} = buf[off + 1:e]",
+                         "        off = e",
+                         "    else:",
                          "        n = (buf[off + 1] << 8) | buf[off + 2]",
-                         "        off += 2",
-                         f"    {var} = buf[off + 1:off + 1 + n]",
-                         "    off += n + 1"]
+                         f"        {var} = buf[off + 3:off + 3 + n]",
+                         "        off += n + 3"]
             else:
                 body += [f"    {var} = buf[off:off + {spec.length}]",
                          f"    off += {spec.length}"]

@@ -348,7 +348,8 @@ class _DateTime(DataType):
                 value = value.replace(tzinfo=timezone.utc)
             delta = value - datetime(1970, 1, 1, tzinfo=timezone.utc)
             micros = (delta.days * 86400 + delta.seconds) * 1_000_000 + delta.microseconds
-            return micros * self.per_second // 1_000_000
+            units: int = micros * self.per_second // 1_000_000
+            return units
         if isinstance(value, bool) or not isinstance(value, int):
             raise TypeError(f"{self.name} needs an int or a datetime, got {value!r}")
         return value

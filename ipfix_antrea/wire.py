@@ -94,9 +94,11 @@ class VariableLengthPrefix(Construct):  # type: ignore[misc]
     """RFC 7011 §7: one length octet, or 255 followed by a two-octet length."""
 
     def _parse(self, stream: Any, context: Any, path: str) -> int:
-        first = stream_read(stream, 1, path)[0]
+        first: int = stream_read(stream, 1, path)[0]
         if first < 255:
             return first
+        high: int
+        low: int
         high, low = stream_read(stream, 2, path)
         return (high << 8) | low
 

@@ -34,6 +34,7 @@ import itertools
 import math
 import struct
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -559,16 +560,22 @@ def stream_plans(draw: Any, schema_strategy: st.SearchStrategy[Schema] | None = 
         tp = schema.templates[index]
         pairs = draw(st.lists(record_values(tp, schema), min_size=1, max_size=max_records))
         plan.calls.append((index, [p[0] for p in pairs], [p[1] for p in pairs]))
-    enc = plan.encoder()
+    rows = [(index, r) for index, given, _ in plan.calls for r in given]
+    plan.max_message_size = draw(message_sizes(schema, plan.encoder(), rows))
+    return plan
+
+
+def message_sizes(schema: Schema, enc: Encoder,
+                  rows: Iterable[tuple[int, Any]]) -> st.SearchStrategy[int]:
+    """Message size caps that every template of ``schema`` and every record of ``rows``
+    ((template index, record)) fits, tight ones included so that messages get split."""
     units = [_template_record_size(tp) for tp in schema.templates]
-    for index, given, _ in plan.calls:
-        units += [len(enc.encode_record(schema.templates[index].template_id, r)) for r in given]
+    units += [len(enc.encode_record(schema.templates[index].template_id, r)) for index, r in rows]
     smallest = max(21, max(units) + 16 + 4)
     if smallest > 65535:  # pragma: no cover - strategies keep records far smaller
         raise AssertionError("generated record does not fit any message")
-    plan.max_message_size = draw(st.integers(smallest, min(65535, smallest + 400))
-                                 | st.integers(smallest, 65535) | st.just(65535))
-    return plan
+    return (st.integers(smallest, min(65535, smallest + 400)) | st.integers(smallest, 65535)
+            | st.just(65535))
 
 
 @st.composite
@@ -635,6 +642,6 @@ def name_counts(plan: TemplatePlan) -> Counter[str]:
 __all__ = [
     "ALL_KINDS", "ALL_TYPES", "FIXED_TYPES", "LIST_TYPES", "SCALAR_TYPES", "VARIABLE",
     "ExpectedRecord", "FieldPlan", "Schema", "Stream", "StreamPlan", "TemplatePlan",
-    "assert_same", "event_key", "field_values", "invalid_lengths", "name_counts",
+    "assert_same", "event_key", "field_values", "invalid_lengths", "message_sizes", "name_counts",
     "record_values", "scalar_values", "schemas", "splits", "stream_plans", "valid_lengths",
 ]

@@ -109,3 +109,51 @@ def test_withdrawal_message_removes_the_template_from_a_session():
     s.feed(b"".join(enc.template_messages()))
     s.feed(enc.withdraw(256))
     assert s.template(1, 256) is None
+
+
+def sequence_numbers(messages: list[bytes]) -> list[int]:
+    return [MessageHeader.parse(m).sequence_number for m in messages]
+
+
+def test_refreshed_templates_carry_the_count_of_records_sent_before_them():
+    """RFC 7011 §3.1: the template message in front of a batch carries the count before the
+    batch, like the batch's first data message; a collector sees nothing out of order."""
+    now = [0.0]
+    enc = make(template_refresh=600, clock=lambda: now[0])
+    first = enc.encode(256, [ROW] * 3)
+    now[0] = 600.0
+    second = enc.encode(256, [ROW] * 2)
+    assert sequence_numbers(first) == [0, 0] and sequence_numbers(second) == [3, 3]
+    s = Session()
+    assert len(s.feed(b"".join(first + second))) == 5
+    assert (s.stats.out_of_order, s.stats.sequence_gaps) == (0, 0)
+
+
+def test_templates_and_withdrawals_after_data_carry_the_current_count():
+    enc = make()
+    enc.encode(256, [ROW] * 4)
+    assert sequence_numbers(enc.template_messages() + [enc.withdraw(256)]) == [4, 4]
+
+
+def test_a_refused_batch_changes_neither_the_sequence_number_nor_the_due_templates():
+    enc = make(max_message_size=100, template_refresh=math.inf)
+    with pytest.raises(ValueError, match="does not fit a message of 100"):
+        enc.encode(256, [ROW] * 3 + [("10.0.0.1", "10.0.0.2", "x" * 100)])
+    assert enc.sequence_number == 0
+    messages = enc.encode(256, [ROW])
+    assert len(messages) == 2 and sequence_numbers(messages) == [0, 0]
+
+
+def test_a_refused_template_request_marks_no_template_as_sent():
+    enc = make(template_refresh=math.inf)
+    with pytest.raises(KeyError):
+        enc.template_messages([256, 999])
+    assert len(enc.encode(256, [ROW])) == 2  # 256 is still due
+
+
+def test_a_withdrawal_larger_than_the_size_cap_is_refused_and_the_template_kept():
+    enc = Encoder(1, max_message_size=23)
+    enc.add_template(256, ["protocolIdentifier"])
+    with pytest.raises(ValueError, match="a record of 4 octets does not fit a message of 23"):
+        enc.withdraw(256)
+    assert enc.template(256) is not None

@@ -7,24 +7,23 @@ counts inflated, template field lengths rewritten, variable-length prefixes sent
 set ids changed, messages shortened with a consistent header) and feeds the result to
 ``Session.feed`` (in random chunks) and ``Session.decode_datagram``. Every call runs under an
 alarm and the hypothesis deadline; afterwards the events and the stats counters must tell the
-same story. The explicit half replays the go-ipfix malformed vectors (vmware/go-ipfix
-pkg/collector/process_test.go) and hand-made framing cases, each checking the error, its offset and the counters.
+same story (``session_checks``, shared with the coverage-guided harness in ``tests/fuzz/``).
+The explicit half replays the go-ipfix malformed vectors (vmware/go-ipfix
+pkg/collector/process_test.go) and hand-made framing cases, each checking the error, its offset
+and the counters.
 """
 
 from __future__ import annotations
 
-import signal
 import struct
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
 import pytest
 from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
+from session_checks import check_consistent, feed_datagrams, feed_stream
 from strategies import StreamPlan, assert_same, schemas, splits, stream_plans
 
 from ipfix_antrea import (
@@ -32,7 +31,6 @@ from ipfix_antrea import (
     Encoder,
     MalformedSet,
     NonZeroPadding,
-    Record,
     Session,
     Template,
 )
@@ -41,123 +39,6 @@ FUZZ = settings(deadline=2000, max_examples=120,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 #: Streams small enough that one example decodes in milliseconds.
 SMALL_STREAMS = stream_plans(schemas(max_templates=3, max_fields=5), max_calls=3, max_records=3)
-
-EVENT_COUNTERS = {
-    "TemplateAdded": "templates_added",
-    "TemplateRedefined": "templates_redefined",
-    "TemplateWithdrawn": "templates_withdrawn",
-    "TemplateExpired": "templates_expired",
-    "UnknownElement": "unknown_elements",
-    "InvalidFieldLength": "invalid_field_lengths",
-    "MalformedSet": "malformed_sets",
-    "MissingTemplate": "missing_template_sets",
-    "PendingSetDropped": "pending_dropped_sets",
-    "SequenceGap": "sequence_gaps",
-    "SequenceOutOfOrder": "out_of_order",
-    "NonZeroPadding": "nonzero_padding",
-}
-COUNTERS = ("messages", "octets", "records", "options_records", "malformed_messages",
-            "pending_decoded_sets", "missing_records", *EVENT_COUNTERS.values())
-
-
-# -- running with a watchdog --------------------------------------------------------------------
-
-
-class Hang(BaseException):
-    """Raised by the alarm; a BaseException so that no `except Exception` can swallow it."""
-
-
-@contextmanager
-def watchdog(seconds: float = 10.0) -> Iterator[None]:
-    def fire(signum: int, frame: Any) -> None:
-        raise Hang(f"decoder call still running after {seconds} s")
-    previous = signal.signal(signal.SIGALRM, fire)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
-
-
-@dataclass
-class Run:
-    """What a session returned and raised, and everything it reported."""
-
-    session: Session
-    records: list[Record] = field(default_factory=list)
-    errors: list[DecodeError] = field(default_factory=list)
-    framing_errors: int = 0  # errors that should each count one malformed message
-    events: list[Any] = field(default_factory=list)
-    fed: int = 0  # octets handed over, for offset bounds
-    snapshots: list[dict[str, int]] = field(default_factory=list)
-
-    def call(self, fn: Any, data: bytes, counts_as_framing: bool = True) -> None:
-        before = snapshot(self.session)
-        with watchdog():
-            try:
-                self.records += fn(data)
-            except DecodeError as exc:  # the only exception allowed out
-                self.records += exc.records
-                self.errors.append(exc)
-                self.framing_errors += counts_as_framing
-                assert exc.offset is None or 0 <= exc.offset <= max(self.fed + len(data), 0)
-        self.fed += len(data)
-        after = snapshot(self.session)
-        for name in COUNTERS:  # counters only grow
-            assert after[name] >= before[name], name
-        self.events += self.session.take_events()
-
-
-def snapshot(session: Session) -> dict[str, int]:
-    return {name: getattr(session.stats, name) for name in COUNTERS}
-
-
-def feed_stream(chunks: list[bytes], session: Session | None = None) -> Run:
-    run = Run(session or Session())
-    for chunk in chunks:
-        broken = bool(run.errors)
-        run.call(run.session.feed, chunk, counts_as_framing=not broken)
-        if broken:  # once framing is lost, the session refuses further stream data
-            assert len(run.errors) >= 2 and run.errors[-1].records == []
-    if not run.errors:
-        buffered = run.session.buffered
-        run.call(lambda _: run.session.end_of_stream() or [], b"")
-        assert bool(run.errors) == (buffered > 0)
-    return run
-
-
-def feed_datagrams(datagrams: list[bytes], session: Session | None = None) -> Run:
-    run = Run(session or Session())
-    for datagram in datagrams:
-        run.fed = 0  # offsets are relative to each datagram
-        run.call(run.session.decode_datagram, datagram)
-    return run
-
-
-def check_consistent(run: Run) -> None:
-    stats = run.session.stats
-    kinds = Counter(type(e).__name__ for e in run.events)
-    for event_name, counter in EVENT_COUNTERS.items():
-        assert kinds.pop(event_name, 0) == getattr(stats, counter), (event_name, counter)
-    assert not kinds, f"events without a counter: {kinds}"
-    assert stats.missing_records == sum(e.missing for e in run.events
-                                        if type(e).__name__ == "SequenceGap")
-    assert stats.unknown_element_names == {e.name for e in run.events
-                                           if type(e).__name__ == "UnknownElement"}
-    assert stats.malformed_messages == run.framing_errors
-    assert stats.pending_decoded_sets + stats.pending_dropped_sets <= stats.missing_template_sets
-    assert stats.records == len(run.records)
-    assert stats.options_records == sum(1 for r in run.records if r.is_options)
-    assert stats.octets >= 16 * stats.messages
-    for event in run.events:
-        if isinstance(event, MalformedSet):
-            assert isinstance(event.error, DecodeError)
-    for record in run.records:
-        assert isinstance(record, Record)
-        assert len(record.values) == len(record.template.fields)
-        orjson.dumps(record.to_dict())  # still JSON-ready, whatever the octets were
-
 
 # -- where the length-bearing fields of a valid stream are --------------------------------------
 

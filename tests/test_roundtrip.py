@@ -15,9 +15,12 @@ addresses are compared canonically through ``ipaddress``.
 
 from __future__ import annotations
 
+import math
 import struct
 from collections import Counter
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import orjson
 import pytest
@@ -33,6 +36,8 @@ from strategies import (
     TemplatePlan,
     assert_same,
     event_key,
+    message_sizes,
+    record_values,
     scalar_values,
     schemas,
     splits,
@@ -59,6 +64,7 @@ ERROR_COUNTERS = ("templates_redefined", "templates_withdrawn", "templates_expir
                   "malformed_messages", "malformed_sets", "missing_template_sets",
                   "pending_decoded_sets", "pending_dropped_sets", "sequence_gaps",
                   "missing_records", "out_of_order", "nonzero_padding")
+SEQUENCE_MODULUS = 1 << 32
 
 
 # -- checks -------------------------------------------------------------------------------------
@@ -385,3 +391,123 @@ def test_two_observation_domains_interleaved(plan: StreamPlan, data: st.DataObje
         + plan.schema.expected_template_events(other.domain))
     for counter in ERROR_COUNTERS:
         assert getattr(session.stats, counter) == 0, counter
+
+
+# -- an exporter over time: template refreshes, templates re-sent by hand, withdrawals ----------
+
+#: None: the caller sends templates; inf: each once (TCP); finite: re-sent when due (UDP).
+REFRESHES = st.none() | st.just(math.inf) | st.sampled_from([0.0, 1.0, 600.0]) | st.floats(0, 1000)
+CLOCK_STEPS = st.sampled_from([0.0, 1.0, 599.0, 600.0, 601.0]) | st.floats(0, 2000)
+#: Where the exporter's count starts: a fresh exporter, or one about to wrap at 2^32.
+FIRST_SEQUENCE = st.just(0) | st.integers(SEQUENCE_MODULUS - 12, SEQUENCE_MODULUS - 1) \
+    | st.integers(0, SEQUENCE_MODULUS - 1)
+OPERATIONS = ("encode", "encode", "encode", "tick", "send", "withdraw")
+
+
+@dataclass
+class Export:
+    """A message as the exporter produced it, with the exporter's clock at the time."""
+
+    octets: bytes
+    now: float
+
+
+@settings(SLOW_OK, max_examples=150)
+@given(schema=schemas(max_templates=3, max_fields=4), data=st.data())
+def test_sequence_numbers_with_refreshes_resends_and_withdrawals(schema: Schema,
+                                                                 data: st.DataObject) -> None:
+    """RFC 7011 §3.1: a message's sequence number counts the data records sent before it, so a
+    template or withdrawal message carries the current count, wherever the encoder puts it. Any
+    mix of data batches, template refreshes, clock steps, templates re-sent by hand after data,
+    and withdrawals (re-added at once) decodes with no gap, nothing out of order, every record in
+    order, and (over UDP, with a template lifetime equal to the refresh interval) no template
+    expiring before its refresh."""
+    refresh = data.draw(REFRESHES, label="template_refresh")
+    domain = data.draw(st.integers(0, 0xFFFFFFFF), label="domain")
+    # The operations first, so that the size cap can be drawn to fit every record.
+    operations: list[tuple[Any, ...]] = []
+    for _ in range(data.draw(st.integers(1, 10), label="operations")):
+        op = data.draw(st.sampled_from(OPERATIONS))
+        index = data.draw(st.integers(0, len(schema.templates) - 1))
+        if op == "encode":
+            pairs = data.draw(st.lists(record_values(schema.templates[index], schema),
+                                       max_size=6))
+            operations.append((op, index, [p[0] for p in pairs], [p[1] for p in pairs]))
+        elif op == "tick":
+            operations.append((op, data.draw(CLOCK_STEPS)))
+        elif op == "send":
+            operations.append((op, data.draw(st.lists(st.integers(0, len(schema.templates) - 1),
+                                                      unique=True, max_size=3))))
+        else:
+            operations.append((op, index))
+    rows = [(o[1], r) for o in operations if o[0] == "encode" for r in o[2]]
+    max_message_size = data.draw(message_sizes(schema, exporter(schema), rows), label="size")
+    first = data.draw(FIRST_SEQUENCE, label="first sequence number")
+
+    now = [0.0]
+    enc = exporter(schema, domain, max_message_size=max_message_size, template_refresh=refresh,
+                   clock=lambda: now[0])
+    enc.sequence_number = first
+    exports: list[Export] = []
+    expected: list[tuple[int, tuple[Any, ...]]] = []
+
+    def emit(messages: list[bytes]) -> None:
+        exports.extend(Export(m, now[0]) for m in messages)
+
+    if refresh is None:
+        emit(enc.template_messages())
+    for op, *args in operations:
+        if op == "encode":
+            index, given, values = args
+            template_id = schema.templates[index].template_id
+            emit(enc.encode(template_id, given))
+            expected += [(template_id, v) for v in values]
+        elif op == "tick":
+            now[0] += args[0]
+        elif op == "send":
+            emit(enc.template_messages([schema.templates[i].template_id for i in args[0]]))
+        else:
+            tp = schema.templates[args[0]]
+            emit([enc.withdraw(tp.template_id)])
+            enc.add_template(tp.template_id, tp.encoder_fields, scope_count=tp.scope_count)
+            if refresh is None:  # the caller's job: the template goes out again before data
+                emit(enc.template_messages([tp.template_id]))
+    assert all(len(e.octets) <= max_message_size for e in exports)
+    assert enc.sequence_number == (first + len(expected)) % SEQUENCE_MODULUS
+
+    lifetime = refresh if refresh is not None and math.isfinite(refresh) else None
+    datagrams = Session(registry=schema.registry, template_lifetime=lifetime)
+    per_message = [datagrams.decode_datagram(e.octets, now=e.now) for e in exports]
+    sent = first
+    for export, records in zip(exports, per_message):
+        header_sequence = struct.unpack_from(">I", export.octets, 8)[0]
+        assert header_sequence == sent, "the header does not count the records sent before it"
+        assert all(r.sequence_number == sent for r in records)
+        sent = (sent + len(records)) % SEQUENCE_MODULUS
+    check_export(datagrams, [r for records in per_message for r in records], expected)
+    assert datagrams.stats.templates_expired == 0
+
+    stream = Session(registry=schema.registry)
+    octets = b"".join(e.octets for e in exports)
+    records = [r for chunk in data.draw(splits(octets)) for r in stream.feed(chunk)]
+    stream.end_of_stream()
+    check_export(stream, records, expected)
+
+
+def exporter(schema: Schema, domain: int = 0, **kw: Any) -> Encoder:
+    enc = Encoder(domain, registry=schema.registry, export_time=lambda: 0, **kw)
+    for tp in schema.templates:
+        enc.add_template(tp.template_id, tp.encoder_fields, scope_count=tp.scope_count)
+    return enc
+
+
+def check_export(session: Session, records: list[Record],
+                 expected: list[tuple[int, tuple[Any, ...]]]) -> None:
+    """Every record arrived, in order, with no sequence anomaly or anything else reported."""
+    assert [r.template_id for r in records] == [e[0] for e in expected]
+    assert_same([r.values for r in records], [e[1] for e in expected])
+    stats = session.stats
+    for counter in ("sequence_gaps", "missing_records", "out_of_order", "malformed_messages",
+                    "malformed_sets", "missing_template_sets", "pending_dropped_sets",
+                    "templates_redefined", "nonzero_padding"):
+        assert getattr(stats, counter) == 0, counter

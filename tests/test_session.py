@@ -57,6 +57,28 @@ def test_feed_decodes_a_stream_split_at_every_offset():
         assert s.buffered == 0
 
 
+def test_feed_takes_any_bytes_like_chunk():
+    enc = encoder()
+    stream = b"".join(enc.template_messages() + enc.encode(256, ROWS))
+    for chunk in (bytearray(stream), memoryview(stream)):
+        assert [r.values for r in Session().feed(chunk)] == ROWS
+    s = Session()
+    records = s.feed(memoryview(stream)[:30]) + s.feed(bytearray(stream[30:]))
+    assert [r.values for r in records] == ROWS
+
+
+def test_feed_rejects_a_bad_header_completed_by_a_later_chunk():
+    enc = encoder()
+    good = b"".join(enc.template_messages() + enc.encode(256, ROWS))
+    bad = b"\x00\x09" + good[2:16]
+    s = Session()
+    assert len(s.feed(good + bad[:7])) == 2
+    with pytest.raises(DecodeError, match="version 9") as raised:
+        s.feed(bad[7:])
+    assert raised.value.offset == len(good) and raised.value.records == []
+    assert s.stats.malformed_messages == 1
+
+
 def test_feed_keeps_a_partial_message_for_the_next_call():
     enc = encoder()
     stream = b"".join(enc.template_messages() + enc.encode(256, ROWS))
@@ -179,6 +201,17 @@ def test_data_set_before_its_template_is_held_then_decoded():
     assert [r.values for r in records] == ROWS
     assert records[0].sequence_number == 0
     assert s.stats.pending_decoded_sets == 1
+
+
+def test_held_sets_a_template_releases_do_not_count_for_its_message_sequence():
+    enc = encoder()
+    s = Session()
+    s.decode_datagram(enc.encode(256, ROWS)[0])  # before its template: held
+    assert len(s.decode_datagram(enc.template_messages()[0])) == 2
+    s.take_events()
+    assert len(s.decode_datagram(enc.encode(256, ROWS)[0])) == 2
+    assert s.take_events() == []
+    assert s.stats.sequence_gaps == 0 and s.stats.out_of_order == 0
 
 
 def test_held_data_sets_are_bounded():
@@ -514,6 +547,18 @@ def test_exported_templates_are_the_template_records_the_exporter_sent():
     s.feed(msg)
     (saved,) = s.export_templates()
     assert saved == SavedTemplate(1, msg[20:], options=False, age=None)  # after message and set headers
+
+
+def test_exported_templates_keep_the_bytes_even_where_the_encoding_is_unusual():
+    # sourceIPv4Address with the enterprise bit set and enterprise number 0: decoded as IANA's,
+    # saved as sent (a rebuilt record would drop the four octets)
+    record = struct.pack(">HHHHI", 300, 1, 0x8000 | 8, 4, 0)
+    s = Session()
+    s.decode_datagram(message([(2, record)]))
+    assert s.template(1, 300).names == ("sourceIPv4Address",)
+    (saved,) = s.export_templates()
+    assert saved.record == record
+    assert Session().import_templates([saved]) == []
 
 
 def test_imported_templates_decode_the_data_of_a_new_session():

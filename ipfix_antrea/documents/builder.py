@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 from ..record import Record
-from ..template import Template
+from ..template import DictMaker, Template
 from .envelope import document_ids, ipfix_maker, logstash_timestamp, to_document
 from .fields import ENVELOPE_FIELDS, DocumentField
 
@@ -41,10 +41,15 @@ _STEP_CACHE_SIZE = 4096  # templates remembered; then the cache starts afresh
 class Transform(Protocol):
     """Derives fields of documents from their records (see the module comment)."""
 
-    #: What ``--enrich`` calls it.
-    name: str
-    #: The fields it writes, with their mappings; paths start with ``ipfix.``.
-    fields: Sequence[DocumentField]
+    @property
+    def name(self) -> str:
+        """What ``--enrich`` calls it."""
+        ...
+
+    @property
+    def fields(self) -> Sequence[DocumentField]:
+        """The fields it writes, with their mappings; paths start with ``ipfix.``."""
+        ...
 
     def compile(self, template: Template) -> RecordStep | None:
         """The step for records of ``template``, or None when it adds nothing to them."""
@@ -82,7 +87,7 @@ class DocumentBuilder:
         self._steps[id(template)] = (template, steps)
         return steps
 
-    def build(self, records: Iterable[Record], host: str | None = None) -> list[dict]:
+    def build(self, records: Iterable[Record], host: str | None = None) -> list[dict[str, Any]]:
         """The documents of ``records`` (from the exporter at ``host``), in order.
 
         Without transforms, equal key for key and value for value to
@@ -90,9 +95,12 @@ class DocumentBuilder:
         of each record is built in one go by its template's `dict_maker`, and ``@timestamp`` is
         rendered once per export time (the records of one message share it).
         """
-        docs: list[dict] = []
+        docs: list[dict[str, Any]] = []
         append = docs.append
-        template = maker = export_time = stamp = None
+        template: Template | None = None
+        maker: DictMaker | None = None
+        export_time: int | None = None
+        stamp = ""
         steps: tuple[RecordStep, ...] = ()
         for record in records:
             if type(record) is not Record:  # a record-like object: the plain envelope only
@@ -105,7 +113,7 @@ class DocumentBuilder:
             if record.export_time != export_time:
                 export_time = record.export_time
                 stamp = logstash_timestamp(export_time)
-            ipfix = maker(record.values)
+            ipfix = maker(record.values)  # type: ignore[misc]  # set with template, on the first record
             for step in steps:
                 step(ipfix, record, host)
             if host is None:

@@ -21,7 +21,8 @@ many records at about half the cost.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any, cast
 
 from ..record import Record
 from ..template import DictMaker, Template
@@ -30,7 +31,7 @@ from ..wire import IPFIX_VERSION
 
 __all__ = ["document_id", "document_ids", "ipfix_maker", "logstash_timestamp", "to_document"]
 
-_MILLISECONDS = data_type("dateTimeMilliseconds").to_json
+_MILLISECONDS = cast("Callable[[int], str]", data_type("dateTimeMilliseconds").to_json)
 
 
 def logstash_timestamp(export_time: int) -> str:
@@ -46,7 +47,7 @@ def ipfix_maker(template: Template) -> DictMaker:
     return template.dict_maker({"version": IPFIX_VERSION, "flowset_id": template.template_id})
 
 
-def to_document(record: Record, host: str | None = None) -> dict:
+def to_document(record: Record, host: str | None = None) -> dict[str, Any]:
     """The Logstash-compatible document for one data record.
 
     ``record`` is an `ipfix_antrea.Record` (or anything with ``export_time``, ``template_id``
@@ -54,7 +55,7 @@ def to_document(record: Record, host: str | None = None) -> dict:
     is omitted when it does not (a file). Every value is JSON-ready for orjson.
     `DocumentBuilder.build` does the same for many records, faster.
     """
-    doc: dict = {
+    doc: dict[str, Any] = {
         "@timestamp": logstash_timestamp(record.export_time),
         "@version": "1",
         "type": "ipfix",
