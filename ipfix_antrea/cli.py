@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 
 from .documents import ENVELOPE_FIELDS, DocumentBuilder, make_builder, parse_enrich, transform_schemes
 from .channel import serve_as_worker
-from .inputs import InputError, Listener, input_schemes, open_input, parse_input_spec
+from .inputs import Input, InputError, Listener, input_schemes, open_input, parse_input_spec
 from .inputs import add_arguments as add_input_arguments
 from .inputs.allow import AllowList
 from .monitor import DEFAULT_MAX_EXPORTERS, PROG, RunSummary
@@ -202,7 +202,10 @@ _positive_int = number(int, minimum=1)
 def _workers(text: str) -> int | str:
     if text.strip().lower() == "auto":
         return "auto"
-    return number(int, minimum=1, what="worker count")(text)
+    return int(_worker_number(text))
+
+
+_worker_number = number(int, minimum=1, what="worker count")
 _non_negative_float = number(float, minimum=0)
 _positive_float = number(float, above=0)
 
@@ -433,16 +436,17 @@ def _run(args: argparse.Namespace, level: str, command: _Command) -> int:
         registry = _load_registry(args.registries)
         documents = make_builder(args.enrich, args)
         inputs = [open_input(spec, registry=registry, options=args) for spec in input_specs]
+        listeners = [i for i in inputs if isinstance(i, Listener)]
         workers = launch.count if launch else _worker_count(args.workers, inputs)
+        runner: Collector | Supervisor
         if workers > 1 and not launch:
             # The supervisor: its workers open the sinks (each its own) and run the inputs.
-            runner: Collector | Supervisor = Supervisor(
-                command.argv, workers, inputs, [str(spec) for spec in sink_specs],
-                environ=command.worker_environment(), status_interval=status_interval,
-                metrics_listen=args.metrics_listen, max_exporters=args.metrics_exporters)
+            runner = Supervisor(command.argv, workers, listeners, [str(spec) for spec in sink_specs],
+                                environ=command.worker_environment(), status_interval=status_interval,
+                                metrics_listen=args.metrics_listen, max_exporters=args.metrics_exporters)
         else:
-            if launch:
-                for listener, fd in zip(inputs, launch.sockets):
+            if launch:  # a worker: the supervisor bound the listeners' sockets, in --input order
+                for listener, fd in zip(listeners, launch.sockets):
                     listener.adopt(socket.socket(fileno=fd), launch.info)
             context = SinkContext(registry, documents.fields, launch.info if launch else None)
             for spec in sink_specs:
@@ -461,7 +465,7 @@ def _run(args: argparse.Namespace, level: str, command: _Command) -> int:
     if allow and not launch:
         log.info("accepting exporters from %s only", allow)
     signals.hand_over(runner)
-    if launch:  # the supervisor gets the numbers and says what happened
+    if launch and isinstance(runner, Collector):  # the supervisor gets the numbers and says what happened
         return exit_status(asyncio.run(serve_as_worker(runner, socket.socket(fileno=launch.channel))))
     summary = runner.run()  # its loop's handlers replace ours, and reset them at the end
     if isinstance(runner, Supervisor) and runner.failed_start is not None:
@@ -474,11 +478,11 @@ def _run(args: argparse.Namespace, level: str, command: _Command) -> int:
     return exit_status(summary)
 
 
-def _worker_count(workers: int | str, inputs: Sequence[object]) -> int:
+def _worker_count(workers: int | str, inputs: Sequence[Input | Listener]) -> int:
     """--workers as a number of processes. Files and captures are read by one process: with
     them, ``auto`` is 1 and a number above 1 is refused."""
     finite = [i for i in inputs if not isinstance(i, Listener)]
-    if workers == "auto":
+    if isinstance(workers, str):  # auto
         return 1 if finite else available_cpus()
     if workers > 1 and finite:
         raise _UsageError(f"--workers {workers}: {finite[0].name}: files and captures are read by one "

@@ -45,7 +45,7 @@ from .sinks import SINK_GAUGES
 from .inputs.options import format_address, resolve_bind
 
 if TYPE_CHECKING:
-    from .service import Collector, ServiceSnapshot
+    from .service import Operated, ServiceSnapshot
 
 __all__ = ["OperationsServer", "ServiceMetrics", "SESSION_METRICS", "DEFAULT_METRICS_PORT", "LOOP_TIMEOUT"]
 
@@ -194,7 +194,7 @@ class OperationsServer:
     as a listener does.
     """
 
-    def __init__(self, collector: Collector, listen: str, *, loop_timeout: float = LOOP_TIMEOUT) -> None:
+    def __init__(self, collector: Operated, listen: str, *, loop_timeout: float = LOOP_TIMEOUT) -> None:
         self._collector = collector
         self._spec = InputSpec("http", listen, text=f"--metrics-listen {listen}")
         try:
@@ -268,11 +268,13 @@ class OperationsServer:
                 except BaseException as exc:  # noqa: BLE001 - handed to the waiting thread
                     future.set_exception(exc)
 
+        loop = self._loop
+        assert loop is not None, "start() first"
         try:
             if inspect.iscoroutinefunction(call):
-                future = asyncio.run_coroutine_threadsafe(call(), self._loop)
+                future = asyncio.run_coroutine_threadsafe(call(), loop)
             else:
-                self._loop.call_soon_threadsafe(run)
+                loop.call_soon_threadsafe(run)
             return future.result(self.loop_timeout)
         except RuntimeError:  # the loop is closed
             raise LoopUnresponsive("the collector's event loop has stopped") from None

@@ -27,9 +27,9 @@ import os
 import signal
 import threading
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from .documents import DocumentBuilder
 from .inputs import Batch, Input, InputError, Listener
@@ -42,7 +42,7 @@ from .sinks import Sink, SinkError
 if TYPE_CHECKING:
     from .template import Template
 
-__all__ = ["Collector", "DEFAULT_STATUS_INTERVAL", "EarlySignals", "InputSnapshot", "ServiceSnapshot",
+__all__ = ["Collector", "DEFAULT_STATUS_INTERVAL", "EarlySignals", "InputSnapshot", "Operated", "ServiceSnapshot",
            "STOP_SIGNALS", "install_stop_signals", "remove_stop_signals", "wind_down"]
 
 DEFAULT_STATUS_INTERVAL = 60.0
@@ -379,7 +379,7 @@ class EarlySignals:
 
     def __init__(self) -> None:
         self._pending: list[int] = []
-        self._collector: Collector | None = None
+        self._collector: Stoppable | None = None
         self._previous: dict[int, object] = {}
         if threading.current_thread() is threading.main_thread():
             self._previous = {sig: signal.signal(sig, self._caught) for sig in self.SIGNALS}
@@ -390,7 +390,7 @@ class EarlySignals:
         else:
             self._pending.append(number)
 
-    def hand_over(self, collector: Collector) -> None:
+    def hand_over(self, collector: Stoppable) -> None:
         """From now on signals go to ``collector``, starting with those that came already."""
         self._collector = collector
         for number in self._pending:
@@ -408,7 +408,27 @@ def _template_json(domain: int, template: Template) -> dict:
                         "length": f.length} for f in template.fields]}
 
 
-def _operations_server(collector: Collector, listen: str):
+class Operated(Protocol):
+    """What the operations server (`ipfix_antrea.metrics`) reads, on the event loop: a
+    `Collector`, or the `Supervisor` of worker processes (whose templates come from its workers,
+    so it awaits them)."""
+
+    def snapshot(self) -> ServiceSnapshot: ...
+
+    def readiness(self) -> tuple[bool, list[str]]: ...
+
+    def liveness(self) -> tuple[bool, str]: ...
+
+    def templates(self) -> list[dict] | Awaitable[list[dict]]: ...
+
+
+class Stoppable(Protocol):
+    """What signals are handed to (`EarlySignals.hand_over`)."""
+
+    def on_signal(self, sig: int) -> None: ...
+
+
+def _operations_server(collector: Operated, listen: str):
     try:
         from .metrics import OperationsServer
     except ImportError as exc:

@@ -306,7 +306,7 @@ class Supervisor:
             if kind in ("report", "final"):
                 w.report, w.reported_at = message[1], time.monotonic()
                 w.final = kind == "final"
-                if w.deaths and not w.started.is_set():
+                if w.deaths and not w.started.is_set() and w.process is not None:
                     log.info("worker %d restarted (pid %d)", w.index, w.process.pid)
                 w.ever_started = True
                 w.started.set()
@@ -317,7 +317,7 @@ class Supervisor:
 
     def _ended(self, w: _Worker) -> None:
         """``w`` drained and exited: the end of the run, if it was not already."""
-        if self._stopping:
+        if self._stopping or w.report is None:
             return
         summary = w.report.summary
         if not summary.output_closed:  # `| head` is a quiet end
@@ -354,7 +354,7 @@ class Supervisor:
         if self._signalled:
             log.error("%s again: giving up on draining; the workers are killed and what they hold is lost", name)
             for w in self.workers:
-                if w.running:
+                if w.process is not None and w.process.returncode is None:
                     with contextlib.suppress(ProcessLookupError):
                         w.process.kill()
             logging.shutdown()
@@ -440,17 +440,18 @@ class Supervisor:
                     problems.append(f"worker {w.index}: no report since it started {now - w.spawned_at:.0f} s ago")
             elif now - w.reported_at > LIVENESS:
                 problems.append(f"worker {w.index}: no report for {now - w.reported_at:.1f} s")
-            elif not w.report.liveness[0]:
+            elif w.report is not None and not w.report.liveness[0]:
                 problems.append(f"worker {w.index}: {w.report.liveness[1]}")
         return not problems, "; ".join(problems) or "ok"
 
     async def templates(self) -> list[dict]:
         """The templates the sessions of every worker hold, each session with its worker."""
         asked = []
+        loop = asyncio.get_running_loop()
         for w in self.workers:
             if w.running and w.writer is not None and w.started.is_set():
                 self._requests += 1
-                future = self._loop.create_future()
+                future = loop.create_future()
                 w.pending[self._requests] = future
                 await send(w.writer, ("templates", self._requests))
                 asked.append((w, future))

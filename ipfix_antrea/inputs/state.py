@@ -140,7 +140,7 @@ class TemplateStore:
                 kept = newest.setdefault(key, {})
                 for t in templates:
                     which = (t.observation_domain_id, t.options, t.record[:2])  # [:2]: the template id
-                    if which not in kept or t.age < kept[which].age:
+                    if which not in kept or (t.age or 0.0) < (kept[which].age or 0.0):
                         kept[which] = t
         return {key: list(kept.values()) for key, kept in newest.items()}, problems
 

@@ -104,6 +104,7 @@ class TcpListener:
         """A connection waits: accept it (one per turn of the loop, so that the other workers
         get theirs) and set it up in a task of its own."""
         loop = asyncio.get_running_loop()
+        assert self._listening is not None and self._intake is not None
         try:
             conn, _ = self._listening.accept()
         except (BlockingIOError, InterruptedError, ConnectionAbortedError):
@@ -120,9 +121,15 @@ class TcpListener:
             self._pause(self._turn)
 
     def _pause(self, seconds: float) -> None:
+        """Stops accepting for ``seconds``."""
+        assert self._listening is not None
         loop = asyncio.get_running_loop()
         loop.remove_reader(self._listening)
-        self._resume = loop.call_later(seconds, loop.add_reader, self._listening, self._acceptable)
+        self._resume = loop.call_later(seconds, self._accept_again)
+
+    def _accept_again(self) -> None:
+        assert self._listening is not None
+        asyncio.get_running_loop().add_reader(self._listening, self._acceptable)
 
     async def stop(self) -> None:
         """Stops accepting, closes every connection and waits for each to hand over the

@@ -194,6 +194,7 @@ class UdpListener:
         looked, poll (`_poll`) instead of waking for each."""
         if self._read_burst() > 1:
             loop = asyncio.get_running_loop()
+            assert self._reading is not None
             loop.remove_reader(self._reading)
             self._polling = loop.call_later(POLL_INTERVAL, self._poll)
         else:
@@ -211,12 +212,14 @@ class UdpListener:
         else:  # slow or quiet: nothing is left waiting
             self._hand_over()
             self._polling = None
+            assert self._reading is not None
             loop.add_reader(self._reading, self._readable)
 
     def _read_burst(self) -> int:
         """Reads up to `READ_BURST` datagrams and decodes them; hands over what the exporters
         decoded once `HAND_OVER_RECORDS` records or `HAND_OVER_INTERVAL` seconds are waiting.
         Returns how many datagrams were read."""
+        assert self._reading is not None
         receive = self._reading.recvfrom_into
         buffer = self._buffer
         view = memoryview(buffer)

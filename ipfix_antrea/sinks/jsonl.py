@@ -72,6 +72,7 @@ class JsonLinesSink(SinkBase):
         self._open()
         self.shared = shared
         if shared:
+            assert self._fd is not None
             with exclusive(self._fd, self.name):  # refused now, not at the first write
                 pass
         self._next_rotation = math.inf
@@ -100,6 +101,7 @@ class JsonLinesSink(SinkBase):
         if self._fd is None:
             self._open()
         if self.shared:
+            assert self._fd is not None
             with exclusive(self._fd, self.name):
                 self._append(data, len(docs))
         else:
