@@ -148,21 +148,18 @@ class Supervisor:
 
     ``listeners`` are the command's listeners, opened but not started; the supervisor binds
     them (`Listener.bind`). ``sink_names`` are the sink specs as given, which name a sink whose
-    workers' names differ. ``environ`` is the workers' environment. ``inputs`` is how many
-    inputs the command has, for the summary.
+    workers' names differ. ``environ`` is the workers' environment.
     """
 
     def __init__(self, argv: Sequence[str], count: int, listeners: Sequence[Listener], sink_names: Sequence[str], *,
-                 environ: Mapping[str, str] | None = None, inputs: int | None = None,
-                 status_interval: float = DEFAULT_STATUS_INTERVAL, metrics_listen: str | None = None,
-                 max_exporters: int = 50, command: Sequence[str] | None = None) -> None:
+                 environ: Mapping[str, str] | None = None, status_interval: float = DEFAULT_STATUS_INTERVAL,
+                 metrics_listen: str | None = None, max_exporters: int = 50) -> None:
         self.count = count
         self.listeners = list(listeners)
         self._argv = list(argv)
-        self._command = list(command or [sys.executable, "-m", "ipfix_antrea.cli"])
+        self._command = [sys.executable, "-m", "ipfix_antrea.cli"]
         self._environ = dict(environ if environ is not None else os.environ)
         self._sink_names = list(sink_names)
-        self._inputs = len(self.listeners) if inputs is None else inputs
         self.status_interval = status_interval
         self._labels = ExporterLabels(max_exporters)
         self.workers = [_Worker(i) for i in range(count)]
@@ -389,7 +386,7 @@ class Supervisor:
     def summary(self) -> RunSummary:
         """The workers' summaries summed (complete once `serve` has returned)."""
         summary = self._totals().summary
-        summary.inputs = self._inputs
+        summary.inputs = len(self.listeners)
         summary.input_errors = self._input_errors + summary.input_errors
         summary.stopped_by_signal = self._signalled
         summary.worker_deaths = list(self._deaths)
