@@ -36,7 +36,6 @@ and the lack of backpressure. Nothing here asserts a time.
 from __future__ import annotations
 
 import argparse
-import itertools
 import multiprocessing
 import os
 import re
@@ -53,59 +52,21 @@ import time
 if __package__ in (None, ""):  # run as a script: import the stream module and the in-tree library
     _here = os.path.dirname(os.path.abspath(__file__))
     sys.path[:0] = [_here, os.path.dirname(_here)]
-    from antrea_stream import UDP_MESSAGE_SIZE, fa_messages  # type: ignore[no-redef]
+    from antrea_stream import UDP_MESSAGE_SIZE  # type: ignore[no-redef]
     from report import write_json  # type: ignore[no-redef]
     from bench_decode import environment  # type: ignore[no-redef]
     from bench_file_jsonl import collect_command, run  # type: ignore[no-redef]
+    from udp_harness import datagram_pool, proc_udp, write_stream, zero_loss_search  # type: ignore[no-redef]
 else:
-    from .antrea_stream import UDP_MESSAGE_SIZE, fa_messages
+    from .antrea_stream import UDP_MESSAGE_SIZE
     from .report import write_json
     from .bench_decode import environment
     from .bench_file_jsonl import collect_command, run
+    from .udp_harness import datagram_pool, proc_udp, write_stream, zero_loss_search
 
 _LISTENING = re.compile(r"listening on udp://127\.0\.0\.1:(\d+)")
 _DROPPED = re.compile(r"(\d+) UDP records dropped")
 TICK = 0.001  # the sender's pacing tick: at most 1 ms of traffic goes out in one burst
-
-
-# --- the datagrams ---------------------------------------------------------------------------
-
-def datagram_pool(records: int, seed: int, workdir: str) -> tuple[bytes, list[bytes], list[int]]:
-    """The template message, the data messages and their record counts (file cached in workdir)."""
-    path = os.path.join(workdir, f"fa-{records}-seed{seed}-{UDP_MESSAGE_SIZE}.ipfix")
-    if not os.path.exists(path):
-        with open(path + ".part", "wb") as f:
-            f.writelines(fa_messages(records, seed, UDP_MESSAGE_SIZE))
-        os.replace(path + ".part", path)
-    with open(path, "rb") as f:
-        data = f.read()
-    messages = []
-    pos = 0
-    while pos < len(data):
-        length = struct.unpack_from(">H", data, pos + 2)[0]
-        messages.append(data[pos:pos + length])
-        pos += length
-    template, data_messages = messages[0], messages[1:]
-    # RFC 7011 sequence numbers count the data records sent before each message.
-    seqs = [struct.unpack_from(">I", m, 8)[0] for m in data_messages] + [records]
-    counts = [b - a for a, b in itertools.pairwise(seqs)]
-    assert min(counts) > 0 and max(map(len, messages)) <= UDP_MESSAGE_SIZE
-    return template, data_messages, counts
-
-
-def write_stream(path: str, template: bytes, messages: list[bytes], counts: list[int], records: int) -> int:
-    """A file of the pool's datagrams, cycled until ``records`` records, sequence numbers fixed."""
-    seq = n = i = 0
-    with open(path, "wb") as f:
-        f.write(template)
-        while n < records:
-            m = bytearray(messages[i % len(messages)])
-            struct.pack_into(">I", m, 8, seq)
-            f.write(m)
-            seq += counts[i % len(messages)]
-            n += counts[i % len(messages)]
-            i += 1
-    return n
 
 
 # --- the sender ------------------------------------------------------------------------------
@@ -158,26 +119,6 @@ def sender(port: int, template: bytes, messages: list[bytes], counts: list[int],
 
 # --- one step --------------------------------------------------------------------------------
 
-def udp_drops(port: int) -> int | None:
-    """The kernel's drop counter of the UDP socket bound to 127.0.0.1:port, and its rx_queue."""
-    return _proc_udp(port)[1]
-
-
-def _proc_udp(port: int) -> tuple[int | None, int | None]:
-    want = f"0100007F:{port:04X}"
-    try:
-        with open("/proc/net/udp") as f:
-            next(f)
-            for line in f:
-                cols = line.split()
-                if cols[1] == want:
-                    rx_queue = int(cols[4].split(":")[1], 16)
-                    return rx_queue, int(cols[-1])
-    except OSError:
-        pass
-    return None, None
-
-
 def step(args, pool, rate: float, rcvbuf: str | None, out_path: str) -> dict:
     template, messages, counts = pool
     if os.path.exists(out_path):
@@ -209,7 +150,7 @@ def step(args, pool, rate: float, rcvbuf: str | None, out_path: str) -> dict:
         # Backlog: until the socket buffer is empty and OUT has stopped growing for a while.
         size, still_since = -1, time.monotonic()
         while time.monotonic() - ended < 120:
-            rx_queue, _ = _proc_udp(port)
+            rx_queue = proc_udp(port).rx_queue
             now_size = os.path.getsize(out_path) if os.path.exists(out_path) else 0
             now = time.monotonic()
             if now_size != size or rx_queue:
@@ -218,7 +159,7 @@ def step(args, pool, rate: float, rcvbuf: str | None, out_path: str) -> dict:
                 break
             time.sleep(0.02)
         backlog = max(0.0, still_since - ended)
-        kernel_drops = udp_drops(port)
+        kernel_drops = proc_udp(port).drops
         proc.send_signal(signal.SIGTERM)
         proc.wait(120)
     finally:
@@ -263,28 +204,7 @@ def search(args, pool, rcvbuf: str | None, out_path: str, out) -> dict:
               f"{'pass' if r['passed'] else 'FAIL: ' + '; '.join(why)}", file=out, flush=True)
         return r["passed"]
 
-    good, bad = 0.0, None
-    rate = float(args.start)
-    while bad is None:  # doubling up from the start rate
-        if attempt(rate):
-            good = rate
-            rate *= 2
-            if rate > args.max_rate:
-                break
-        else:
-            bad = rate
-    while not good and bad is not None and bad / 2 >= args.min_rate:  # halving down if the start failed
-        rate = bad / 2
-        if attempt(rate):
-            good = rate
-        else:
-            bad = rate
-    while bad is not None and good and (bad - good) / good > args.resolution:
-        mid = (good + bad) / 2
-        if attempt(mid):
-            good = mid
-        else:
-            bad = mid
+    _, bad = zero_loss_search(attempt, args.start, args.max_rate, args.min_rate, args.resolution)
     best = max((s for s in steps if s["passed"]), key=lambda s: s["target_records_per_s"], default=None)
     return {"rcvbuf": rcvbuf or "default", "zero_loss_records_per_s": best["sent"]["records_per_s"] if best else 0.0,
             "zero_loss_datagrams_per_s": best["sent"]["datagrams_per_s"] if best else 0.0,

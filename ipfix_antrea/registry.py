@@ -43,6 +43,7 @@ __all__ = [
     "ABSTRACT_TYPES",
     "ANTREA_ENTERPRISE",
     "ANTREA_LEGACY_ENTERPRISE",
+    "MAX_UNKNOWN_CACHED",
     "IANA_ENTERPRISE",
     "NON_REVERSIBLE_IDS",
     "REVERSE_ENTERPRISE",
@@ -59,6 +60,8 @@ REVERSE_ENTERPRISE = 29305
 ANTREA_ENTERPRISE = 56506
 #: The unregistered placeholder Antrea used in v0.9-v0.10.
 ANTREA_LEGACY_ENTERPRISE = 55829
+#: Unknown elements a registry remembers (`Registry.lookup`); more are made afresh each time.
+MAX_UNKNOWN_CACHED = 4096
 
 #: The abstract data types of RFC 7011 section 6.1 plus the structured types of RFC 6313.
 ABSTRACT_TYPES: frozenset[str] = frozenset(DATA_TYPES)
@@ -255,8 +258,10 @@ class Registry:
         """Like :meth:`get`, but never fails (for any number a field specifier can carry).
 
         An unknown element comes back as an ``octetArray`` element named
-        ``en<enterprise>:id<element_id>``; it is cached (the same object every time) but not
-        added: it does not appear in iteration, ``len()`` or ``in``.
+        ``en<enterprise>:id<element_id>``; it is not added: it does not appear in iteration,
+        ``len()`` or ``in``. The first `MAX_UNKNOWN_CACHED` unknown elements are cached (the same
+        object every time); past that, each lookup makes an equal one, so that an exporter
+        sending ever new numbers cannot grow the registry without bound.
         """
         key = (enterprise, element_id)
         ie = self._by_key.get(key)
@@ -265,7 +270,8 @@ class Registry:
         ie = self._unknown.get(key)
         if ie is None:
             ie = InformationElement(f"en{enterprise}:id{element_id}", element_id, enterprise)
-            self._unknown[key] = ie
+            if len(self._unknown) < MAX_UNKNOWN_CACHED:
+                self._unknown[key] = ie
         return ie
 
     def by_name(self, name: str) -> InformationElement:

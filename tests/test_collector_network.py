@@ -88,6 +88,17 @@ def test_udp_exporters_with_the_same_template_id_keep_their_own_templates():
     assert by_host["127.0.0.3"]["sourcePodName"] == "pod-b"
 
 
+def test_udp_exporters_share_one_registry_instead_of_a_copy_each():
+    with RunningCollector(["udp://127.0.0.1:0"]) as c:
+        for source in ("127.0.0.2", "127.0.0.3"):
+            send_udp(c.port("udp"), messages(2), source=source)
+        c.sink.wait_for(4)
+        (listener,) = c.collector.listeners
+        sessions = list(listener.sessions().values())
+    assert len(sessions) == 2
+    assert sessions[0].registry is sessions[1].registry
+
+
 def test_udp_over_ipv6():
     with RunningCollector(["udp://[::1]:0"]) as c:
         send_udp(c.port("udp"), messages(5), source="::1", family=socket.AF_INET6, host="::1")

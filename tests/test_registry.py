@@ -585,3 +585,16 @@ def test_load_csv_reads_back_what_a_csv_writer_wrote(written):
     reg = Registry()
     assert reg.load_csv(buffer) == len(written)
     assert list(reg) == written
+
+
+def test_unknown_elements_beyond_the_cache_limit_are_made_afresh_and_not_kept(monkeypatch):
+    from ipfix_antrea import registry as registry_module
+
+    monkeypatch.setattr(registry_module, "MAX_UNKNOWN_CACHED", 3)
+    reg = default_registry()
+    cached = [reg.lookup(4242, i) for i in range(3)]
+    assert all(reg.lookup(4242, i) is ie for i, ie in enumerate(cached))
+    fresh = reg.lookup(4242, 99)
+    assert fresh == reg.lookup(4242, 99) and fresh is not reg.lookup(4242, 99)
+    assert fresh.name == "en4242:id99" and fresh.data_type == "octetArray"
+    assert len(reg._unknown) == 3

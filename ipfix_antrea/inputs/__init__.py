@@ -292,14 +292,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def session_factory(registry: Registry | None, settings: SessionSettings, *,
                     expiring: bool = False) -> Callable[[], Session]:
     """How an input makes the `Session` of each new exporter: the registry, the template
-    lifetime when the transport's templates expire (UDP), and the template size cap."""
-    from ipfix_antrea import Session
+    lifetime when the transport's templates expire (UDP), and the template size cap. Every
+    session of the input shares one registry (the default one when ``registry`` is None): a
+    registry holds over a thousand elements, too much to copy for every exporter."""
+    from ipfix_antrea import Session, default_registry
 
-    kwargs: dict = {"template_lifetime": settings.template_lifetime if expiring else None,
-                    "max_template_fields": settings.max_template_fields or None}
-    if registry is not None:
-        kwargs["registry"] = registry
-    return functools.partial(Session, **kwargs)
+    return functools.partial(Session, registry=registry if registry is not None else default_registry(),
+                             template_lifetime=settings.template_lifetime if expiring else None,
+                             max_template_fields=settings.max_template_fields or None)
 
 
 def open_input(spec: str | InputSpec, *, registry: Registry | None = None,

@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, BinaryIO
 
 import dpkt
 
-from ipfix_antrea import DecodeError, Record, Registry, Session, SessionStats
+from ipfix_antrea import DecodeError, Record, Registry, Session, SessionStats, default_registry
 
 from . import DEFAULT_TEMPLATE_LIFETIME, Batch, InputError, InputSpec, SessionSettings
 from .file import PCAP_MAGICS, PCAPNG_MAGIC, open_binary
@@ -120,7 +120,8 @@ class PcapInput:
         self.template_lifetime = template_lifetime
         self.max_template_fields = max_template_fields
         self.counters: dict[str, int] = dict.fromkeys(COUNTERS, 0)
-        self._registry = registry
+        # One registry for every flow's session (a registry is too big to copy per flow).
+        self._registry = registry if registry is not None else default_registry()
         self._stream = stream  # for tests/embedding: read this instead of opening path
         self._progress = progress
         self._stats: list[SessionStats] = []
