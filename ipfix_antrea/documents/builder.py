@@ -34,7 +34,7 @@ __all__ = ["DocumentBuilder", "RecordStep", "Transform"]
 #: dict of ``record``, which came from the exporter at ``host`` (None when not known).
 RecordStep = Callable[[dict[str, Any], Record, "str | None"], None]
 
-_STEP_CACHE_SIZE = 4096  # templates remembered; then the cache starts afresh
+_STEP_CACHE_SIZE = 1024  # templates remembered (each holds its template alive); then the cache starts afresh
 
 
 @runtime_checkable
