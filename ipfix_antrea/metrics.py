@@ -10,10 +10,11 @@
 # counts -- read when Prometheus scrapes, by a custom collector (`ServiceMetrics`), so the decoding
 # and delivery paths pay nothing for the metrics. Those numbers live on the event loop (the
 # listeners' sessions are changed there), so each request runs its reading on the loop
-# (`Collector.snapshot`, `readiness`, `templates`) and waits for it at most `loop_timeout` seconds:
-# a loop that does not run the callback in that time is blocked, and every endpoint answers 503,
-# which is what makes /healthz a liveness check. The server runs in threads of its own, so it
-# answers even then.
+# (`Collector.snapshot`, `readiness`, `templates`, `liveness`) and waits for it at most
+# `loop_timeout` seconds: a loop that does not run the callback in that time is blocked, and every
+# endpoint answers 503, which is what makes /healthz a liveness check. The server runs in threads
+# of its own, so it answers even then. With `--workers N` the supervisor serves the endpoints with
+# the same four readings, made of what its workers report (`ipfix_antrea.supervisor`).
 #
 # Labels stay bounded: `input` (one per --input), `sink` (one per --sink), `kind` (the monitor's
 # problem kinds) and `exporter` (the first --metrics-exporters exporter addresses, then "other";
@@ -23,11 +24,13 @@
 # --metrics-listen is given.
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
+import inspect
 import logging
 import socket
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from socketserver import ThreadingMixIn
 from typing import TYPE_CHECKING, Any, TypeVar
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
@@ -38,12 +41,11 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.exposition import choose_encoder
 
 from .inputs import InputError, InputSpec
+from .sinks import SINK_GAUGES
 from .inputs.options import format_address, resolve_bind
 
 if TYPE_CHECKING:
-    import asyncio
-
-    from .service import Collector, ServiceSnapshot
+    from .service import Operated, ServiceSnapshot
 
 __all__ = ["OperationsServer", "ServiceMetrics", "SESSION_METRICS", "DEFAULT_METRICS_PORT", "LOOP_TIMEOUT"]
 
@@ -86,7 +88,6 @@ _SINK_COUNTER_HELP = {
     "failed": "documents not delivered when retries ran out, in the dead-letter file",
     "in_flight": "documents accepted whose outcome is not known yet",
 }
-_SINK_GAUGES = frozenset({"in_flight"})  # the sink counters that may go down
 
 
 class LoopUnresponsive(Exception):
@@ -108,6 +109,8 @@ class ServiceMetrics:
         yield _gauge("queue_capacity_records", "records the delivery queue holds at most (--queue-size)",
                      pipe.capacity)
         yield _counter("exporter_sessions", "exporter transport sessions started", snap.exporters_seen)
+        yield _counter("worker_deaths", "worker processes (--workers) that died instead of draining; each "
+                       "was restarted unless the collector was stopping", snap.worker_deaths)
         yield _labelled(CounterMetricFamily, "problems", "problems with exporters' input, by kind",
                         ["kind"], (((k,), n) for k, n in sorted(snap.problems.items())))
         yield from self._inputs(snap)
@@ -139,7 +142,7 @@ class ServiceMetrics:
         yield _labelled(GaugeMetricFamily, "sink_working", "1 until the sink fails", ["sink"],
                         (((s.name,), int(s.error is None)) for s in sinks))
         for key in sorted({k for s in sinks for k in s.counters}):
-            kind = GaugeMetricFamily if key in _SINK_GAUGES else CounterMetricFamily
+            kind = GaugeMetricFamily if key in SINK_GAUGES else CounterMetricFamily
             help_text = _SINK_COUNTER_HELP.get(key, f"the sink's own counter {key!r}")
             yield _labelled(kind, f"sink_{key}", help_text, ["sink"],
                             (((s.name,), s.counters[key]) for s in sinks if key in s.counters))
@@ -191,7 +194,7 @@ class OperationsServer:
     as a listener does.
     """
 
-    def __init__(self, collector: Collector, listen: str, *, loop_timeout: float = LOOP_TIMEOUT) -> None:
+    def __init__(self, collector: Operated, listen: str, *, loop_timeout: float = LOOP_TIMEOUT) -> None:
         self._collector = collector
         self._spec = InputSpec("http", listen, text=f"--metrics-listen {listen}")
         try:
@@ -252,9 +255,10 @@ class OperationsServer:
         start_response(status, [("Content-Type", content_type), ("Content-Length", str(len(body)))])
         return [b"" if environ.get("REQUEST_METHOD") == "HEAD" else body]
 
-    def _on_loop(self, call: Callable[[], T]) -> T:
-        """``call()`` run on the collector's event loop; raises LoopUnresponsive when the loop
-        does not run it within `loop_timeout` seconds."""
+    def _on_loop(self, call: Callable[[], T] | Callable[[], Awaitable[T]]) -> T:
+        """``call()`` run on the collector's event loop (awaited there when it is a coroutine
+        function: a supervisor asks its workers); raises LoopUnresponsive when it has not
+        returned within `loop_timeout` seconds."""
         future: concurrent.futures.Future = concurrent.futures.Future()
 
         def run() -> None:
@@ -264,8 +268,13 @@ class OperationsServer:
                 except BaseException as exc:  # noqa: BLE001 - handed to the waiting thread
                     future.set_exception(exc)
 
+        loop = self._loop
+        assert loop is not None, "start() first"
         try:
-            self._loop.call_soon_threadsafe(run)
+            if inspect.iscoroutinefunction(call):
+                future = asyncio.run_coroutine_threadsafe(call(), loop)
+            else:
+                loop.call_soon_threadsafe(run)
             return future.result(self.loop_timeout)
         except RuntimeError:  # the loop is closed
             raise LoopUnresponsive("the collector's event loop has stopped") from None
@@ -279,10 +288,8 @@ class OperationsServer:
         return "200 OK", content_type, encode(self.registry)
 
     def _healthz(self, environ: dict) -> tuple[str, str, bytes]:
-        self._on_loop(lambda: None)
-        if not self._collector.healthy():
-            return "503 Service Unavailable", "text/plain", b"the sink thread has died\n"
-        return "200 OK", "text/plain", b"ok\n"
+        alive, reason = self._on_loop(self._collector.liveness)
+        return ("200 OK" if alive else "503 Service Unavailable"), "text/plain", f"{reason}\n".encode()
 
     def _readyz(self, environ: dict) -> tuple[str, str, bytes]:
         ready, parts = self._on_loop(self._collector.readiness)

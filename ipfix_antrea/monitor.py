@@ -186,6 +186,9 @@ class RunSummary:
     input_errors: list[str] = field(default_factory=list)
     sinks: list[SinkReport] = field(default_factory=list)
     stopped_by_signal: bool = False
+    #: worker processes (--workers N) that died instead of draining, each as "worker K (pid P)
+    #: was killed by SIGKILL"; their undelivered records are counted for each sink
+    worker_deaths: list[str] = field(default_factory=list)
 
     @property
     def output_closed(self) -> bool:
@@ -226,6 +229,10 @@ class RunSummary:
             out.append(f"{PROG}: {len(names)} unknown element(s), decoded as octetArray: " + ", ".join(names))
         if self.input_errors:
             out.append(f"{PROG}: {len(self.input_errors)} input(s) with errors (see above)")
+        if self.worker_deaths:
+            n = len(self.worker_deaths)
+            out.append(f"{PROG}: {n} worker process{'es' if n > 1 else ''} died instead of draining "
+                       "(see above); what they had not delivered is counted as NOT delivered")
         return out
 
 

@@ -15,8 +15,9 @@
 # when no sink is left, or when standard output was closed (`| head`).
 #
 # Operations (`metrics_listen`): an HTTP server (`ipfix_antrea.metrics`, imported only then) reads
-# what the parts already count through `snapshot`, `readiness` and `templates`, which run on the
-# event loop, where the listeners' sessions live.
+# what the parts already count through `snapshot`, `readiness`, `templates` and `liveness`, which
+# run on the event loop, where the listeners' sessions live. A worker process of `--workers N`
+# hands the same readings to its supervisor instead (`ipfix_antrea.channel`).
 from __future__ import annotations
 
 import asyncio
@@ -26,9 +27,9 @@ import os
 import signal
 import threading
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from .documents import DocumentBuilder
 from .inputs import Batch, Input, InputError, Listener
@@ -41,7 +42,8 @@ from .sinks import Sink, SinkError
 if TYPE_CHECKING:
     from .template import Template
 
-__all__ = ["Collector", "DEFAULT_STATUS_INTERVAL", "EarlySignals", "InputSnapshot", "ServiceSnapshot"]
+__all__ = ["Collector", "DEFAULT_STATUS_INTERVAL", "EarlySignals", "InputSnapshot", "Operated", "ServiceSnapshot",
+           "STOP_SIGNALS", "install_stop_signals", "remove_stop_signals", "wind_down"]
 
 DEFAULT_STATUS_INTERVAL = 60.0
 log = logging.getLogger("ipfix_antrea.collector")
@@ -99,6 +101,7 @@ class ServiceSnapshot:
     problems: Counter
     exporters_seen: int
     ready: bool
+    worker_deaths: int = 0  # worker processes of --workers N that died instead of draining
 
 
 class Collector:
@@ -108,7 +111,9 @@ class Collector:
     plain Logstash envelope, no transforms). ``metrics_listen`` (``HOST:PORT``) serves metrics,
     health, readiness and templates over HTTP while the collector runs (`ipfix_antrea.metrics`,
     which needs prometheus_client); ``max_exporters`` exporters get labels of their own there.
-    Raises ValueError for a bad ``metrics_listen`` or a missing prometheus_client.
+    ``announce``: log each listener's address once it listens (a worker process leaves that to
+    its supervisor, which says it once for all workers). Raises ValueError for a bad
+    ``metrics_listen`` or a missing prometheus_client.
     """
 
     def __init__(self, inputs: Sequence[Input | Listener], sinks: Sequence[Sink], *,
@@ -116,12 +121,13 @@ class Collector:
                  queue_records: int = DEFAULT_QUEUE_RECORDS, batch_size: int = DEFAULT_BATCH_SIZE,
                  flush_interval: float = DEFAULT_FLUSH_INTERVAL,
                  status_interval: float = DEFAULT_STATUS_INTERVAL, metrics_listen: str | None = None,
-                 max_exporters: int = DEFAULT_MAX_EXPORTERS) -> None:
+                 max_exporters: int = DEFAULT_MAX_EXPORTERS, announce: bool = True) -> None:
         self.listeners = [i for i in inputs if isinstance(i, Listener)]
         self.finite = [i for i in inputs if not isinstance(i, Listener)]
         self.allow = allow if allow is not None else AllowList()
         self.monitor = Monitor(max_exporters)
         self.status_interval = status_interval
+        self.announce = announce
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop = asyncio.Event()
         self._stop_reading = threading.Event()  # tells the finite-input thread to stop
@@ -149,7 +155,7 @@ class Collector:
         """`run` on an event loop that is already running (embedding, tests); signal handlers
         are installed only when this is the main thread."""
         loop = self._loop = asyncio.get_running_loop()
-        self._install_signals(loop)
+        install_stop_signals(loop, self.on_signal)
         try:
             if self.operations is not None:
                 self.operations.start(loop)
@@ -159,7 +165,8 @@ class Collector:
                     break  # a signal came while the collector was being set up
                 await listener.start(intake)
                 self._listening.append(listener)
-                log.info("listening on %s", listener.address)
+                if self.announce:
+                    log.info("listening on %s", listener.address)
         except InputError as exc:
             self.monitor.input_error(str(exc))
             self._stop.set()
@@ -177,11 +184,7 @@ class Collector:
             await listener.stop()
         await reader
         await asyncio.to_thread(self.pipeline.close)
-        if status is not None:
-            status.cancel()
-        if self.operations is not None:
-            await asyncio.to_thread(self.operations.stop)
-        self._remove_signals(loop)
+        await wind_down(loop, status, self.operations)
         return self.summary()
 
     def _read_finite(self) -> None:
@@ -218,18 +221,6 @@ class Collector:
             self.stop()
 
     # ---------------------------------------------------------------- signals
-
-    def _install_signals(self, loop: asyncio.AbstractEventLoop) -> None:
-        if threading.current_thread() is not threading.main_thread():
-            return  # signal handlers can only be set from the main thread (embedding, tests)
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(sig, self.on_signal, sig)
-
-    def _remove_signals(self, loop: asyncio.AbstractEventLoop) -> None:
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-                loop.remove_signal_handler(sig)
 
     def on_signal(self, sig: int) -> None:
         """SIGTERM or SIGINT: the first stops the run gracefully, the second gives up at once.
@@ -339,9 +330,41 @@ class Collector:
                                           for (domain, _), t in sorted(session.templates.items())]})
         return out
 
-    def healthy(self) -> bool:
-        """The sink thread is alive (the loop's responsiveness is the caller's to check)."""
-        return self.pipeline.alive()
+    def liveness(self) -> tuple[bool, str]:
+        """Whether the sink thread is alive, and what to say about it (the loop's
+        responsiveness is the caller's to check)."""
+        if self.pipeline.alive():
+            return True, "ok"
+        return False, "the sink thread has died"
+
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+def install_stop_signals(loop: asyncio.AbstractEventLoop, handler: Callable[[int], None]) -> None:
+    """``handler(signal number)`` for SIGTERM and SIGINT on ``loop``; only in the main thread,
+    where signal handlers can be set (not when embedded, or in tests)."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for sig in STOP_SIGNALS:
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, handler, sig)
+
+
+def remove_stop_signals(loop: asyncio.AbstractEventLoop) -> None:
+    for sig in STOP_SIGNALS:
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.remove_signal_handler(sig)
+
+
+async def wind_down(loop: asyncio.AbstractEventLoop, status: asyncio.Task | None, operations) -> None:
+    """The end of a run: no more status lines, the operations server and the signal handlers
+    gone."""
+    if status is not None:
+        status.cancel()
+    if operations is not None:
+        await asyncio.to_thread(operations.stop)
+    remove_stop_signals(loop)
 
 
 class EarlySignals:
@@ -352,11 +375,11 @@ class EarlySignals:
     the previous handlers back when no collector comes. Only in the main thread, where signal
     handlers can be set; `Collector.serve` replaces these handlers with its loop's."""
 
-    SIGNALS = (signal.SIGTERM, signal.SIGINT)
+    SIGNALS = STOP_SIGNALS
 
     def __init__(self) -> None:
         self._pending: list[int] = []
-        self._collector: Collector | None = None
+        self._collector: Stoppable | None = None
         self._previous: dict[int, object] = {}
         if threading.current_thread() is threading.main_thread():
             self._previous = {sig: signal.signal(sig, self._caught) for sig in self.SIGNALS}
@@ -367,7 +390,7 @@ class EarlySignals:
         else:
             self._pending.append(number)
 
-    def hand_over(self, collector: Collector) -> None:
+    def hand_over(self, collector: Stoppable) -> None:
         """From now on signals go to ``collector``, starting with those that came already."""
         self._collector = collector
         for number in self._pending:
@@ -385,7 +408,27 @@ def _template_json(domain: int, template: Template) -> dict:
                         "length": f.length} for f in template.fields]}
 
 
-def _operations_server(collector: Collector, listen: str):
+class Operated(Protocol):
+    """What the operations server (`ipfix_antrea.metrics`) reads, on the event loop: a
+    `Collector`, or the `Supervisor` of worker processes (whose templates come from its workers,
+    so it awaits them)."""
+
+    def snapshot(self) -> ServiceSnapshot: ...
+
+    def readiness(self) -> tuple[bool, list[str]]: ...
+
+    def liveness(self) -> tuple[bool, str]: ...
+
+    def templates(self) -> list[dict] | Awaitable[list[dict]]: ...
+
+
+class Stoppable(Protocol):
+    """What signals are handed to (`EarlySignals.hand_over`)."""
+
+    def on_signal(self, sig: int) -> None: ...
+
+
+def _operations_server(collector: Operated, listen: str):
     try:
         from .metrics import OperationsServer
     except ImportError as exc:

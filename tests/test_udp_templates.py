@@ -15,10 +15,12 @@ import time
 import pytest
 
 from collector_harness import RunningCollector, encoder, row
+from ipfix_antrea import SavedTemplate
 from ipfix_antrea.cli import EXIT_USAGE, main
 from ipfix_antrea.inputs import parse_input_spec
 from ipfix_antrea.inputs.state import FORMAT, TemplateStore
 from ipfix_antrea.inputs.udp import UdpListener
+from ipfix_antrea.workers import WorkerInfo
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -251,3 +253,42 @@ def test_state_dir_comes_from_the_environment_as_the_manifests_set_it(tmp_path):
     listener = open_input(args.inputs[0], options=args)
     assert listener._store.path == str(tmp_path / "state" / "udp-127.0.0.1-4739.json")
     assert listener.template_scope == "address"
+
+
+# --------------------------------------------------------------------------------------------
+# worker processes (--workers N): a file each, every file read
+
+
+def saved(fields, age: float):
+    """Template 256 of domain 7 with ``fields``, as a state file keeps it, sent ``age`` s ago."""
+    (message,) = encoder(fields=fields).template_messages()
+    return SavedTemplate(7, message[20:], False, age)
+
+
+def test_a_worker_writes_its_own_state_file(tmp_path):
+    TemplateStore(str(tmp_path), "0.0.0.0", 4739, "session", WorkerInfo(1, 2)).save({}, 1.0)
+    assert [p.name for p in tmp_path.glob("*.json")] == ["udp-0.0.0.0-4739-w1.json"]
+
+
+def test_every_workers_file_is_read_and_of_one_template_the_one_sent_last_wins(tmp_path):
+    exporter = ("10.0.0.1", 40000)
+    old, new = saved(["sourceIPv4Address"], age=500), saved(["destinationIPv4Address"], age=5)
+    other = ("10.0.0.2", 40000)
+    TemplateStore(str(tmp_path), "0.0.0.0", 4739, "session", WorkerInfo(0, 2)).save({exporter: [old]}, 100.0)
+    TemplateStore(str(tmp_path), "0.0.0.0", 4739, "session", WorkerInfo(1, 2)).save(
+        {exporter: [new], other: [old]}, 100.0)
+    loaded, problems = TemplateStore(str(tmp_path), "0.0.0.0", 4739, "session", WorkerInfo(0, 2)).load(100.0)
+    assert problems == []
+    assert [t.record for t in loaded[exporter]] == [new.record]
+    assert [t.record for t in loaded[other]] == [old.record]
+
+
+def test_a_bad_file_of_another_worker_is_reported_and_the_others_still_count(tmp_path):
+    exporter = ("10.0.0.1", 40000)
+    template = saved(["sourceIPv4Address"], age=5)
+    TemplateStore(str(tmp_path), "0.0.0.0", 4739, "session", WorkerInfo(0, 2)).save({exporter: [template]}, 100.0)
+    (tmp_path / "udp-0.0.0.0-4739-w1.json").write_bytes(b"\x00 garbage")
+    loaded, problems = TemplateStore(str(tmp_path), "0.0.0.0", 4739, "session").load(100.0)
+    assert [t.record for t in loaded[exporter]] == [template.record]
+    ((path, error),) = problems
+    assert path.endswith("udp-0.0.0.0-4739-w1.json") and "not JSON" in str(error)

@@ -18,6 +18,13 @@
 # TCP backpressure), `offer` does not (UDP: a refused batch is dropped and counted), and `report`
 # counts a problem with one exporter and logs it once per kind.
 #
+# With `--workers N` a listener's sockets are bound by the supervisor (`Listener.bind`), and each
+# worker process serves its own (`Listener.adopt`): UDP binds one socket per worker with
+# SO_REUSEPORT, and the kernel keeps each exporter (address and port) on one of them, so its
+# templates stay where its data goes; TCP and TLS share one listening socket from which the
+# workers take turns accepting, and a connection stays with the worker that accepted it. Files and
+# captures are read by one process only.
+#
 # Inputs are plugins, as sinks are: a scheme registers its factory and, when it has settings of
 # its own, an ``add_arguments(parser)`` hook adding its flags (prefixed with its scheme:
 # ``--udp-rcvbuf``, ``--tls-cert``; ``--state-dir`` of udp and ``--progress`` of file and pcap
@@ -37,7 +44,11 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 from ..units import number
 
 if TYPE_CHECKING:
+    import socket
+
     from ipfix_antrea import Event, Record, Registry, Session, SessionStats
+
+    from ..workers import WorkerInfo
 
 __all__ = [
     "Batch",
@@ -120,10 +131,25 @@ class Intake(Protocol):
 
 @runtime_checkable
 class Listener(Protocol):
-    """A network input: binds in `start`, feeds an `Intake` until `stop`."""
+    """A network input: binds in `start` (or is given a socket bound elsewhere, `adopt`), feeds
+    an `Intake` until `stop`."""
 
     name: str
     address: str  # what it is bound to, as a spec (``udp://127.0.0.1:4739``), after `start`
+
+    def bind(self, count: int = 1) -> list[socket.socket]:
+        """A socket for each of ``count`` worker processes, bound to the input's address (and
+        listening, for streams): one each, bound with SO_REUSEPORT, when the kernel must keep
+        each exporter on one socket (datagrams), or the same one for all, when the workers
+        can take turns accepting (streams). With port 0 they all get one free port. Sets
+        `address`. Raises InputError when it cannot listen. `start` binds one itself; a
+        supervisor binds for every worker and hands each its socket (`adopt`)."""
+        ...
+
+    def adopt(self, sock: socket.socket, worker: WorkerInfo) -> None:
+        """Makes `start` use ``sock``, one of the sockets `bind` made (in the supervisor), instead
+        of binding: the listener serves its share of the exporters as ``worker``."""
+        ...
 
     async def start(self, intake: Intake) -> None: ...
 

@@ -21,6 +21,13 @@
 # Writing is atomic: a temporary file in the same directory, written, fsync'ed, renamed over the
 # old one, and the directory fsync'ed; a reader (or a crash) sees the old file or the new one,
 # never half of one. A lock file (flock) keeps two collectors from sharing one state file.
+#
+# Worker processes (`--workers N`): each writes a file of its own, `udp-<host>-<port>-wK.json`.
+# SO_REUSEPORT may give an exporter to another worker after a restart (or with another number of
+# workers), so every process reads every file of its input, its own, the other workers' and the
+# one a collector alone writes, and of each template (exporter, domain, template id) takes the
+# one the exporter sent last. A file that cannot be used is reported and skipped; the others
+# still count.
 from __future__ import annotations
 
 import contextlib
@@ -36,6 +43,7 @@ from collections.abc import Mapping
 
 from ipfix_antrea import SavedTemplate
 
+from ..workers import WorkerInfo
 from . import InputError
 
 __all__ = ["FORMAT", "VERSION", "ExporterKey", "StateError", "TemplateStore", "check_state_dir"]
@@ -70,11 +78,15 @@ class TemplateStore:
     written even when a timed save is still running at shutdown.
     """
 
-    def __init__(self, directory: str, host: str, port: int, scope: str) -> None:
+    def __init__(self, directory: str, host: str, port: int, scope: str, worker: WorkerInfo | None = None) -> None:
         stem = "udp-" + re.sub(r"[^A-Za-z0-9.-]", "_", host or "any") + f"-{port}"
-        self.path = os.path.join(directory, stem + ".json")
+        alone = os.path.join(directory, stem + ".json")
+        self.path = alone if worker is None else worker.path(alone)  # the file this process writes
         self.scope = scope
-        self._lock_path = os.path.join(directory, stem + ".lock")
+        self._directory = directory
+        self._stem = stem
+        self._lock_path = os.path.splitext(self.path)[0] + ".lock"
+        self.read_from = self.path  # the files `load` read, for messages
         self._lock_fd: int | None = None
         self._writing = threading.Lock()
 
@@ -101,11 +113,42 @@ class TemplateStore:
 
     # ---------------------------------------------------------------- load
 
-    def load(self, wall_now: float) -> dict[ExporterKey, list[SavedTemplate]]:
-        """The templates saved per exporter, with their ages at ``wall_now``; empty when there
-        is no file yet. Raises StateError for a file that cannot be used."""
+    def paths(self) -> list[str]:
+        """Every state file of this input that exists: a collector's alone and each worker's."""
+        pattern = re.compile(re.escape(self._stem) + r"(-w\d+)?\.json")
         try:
-            with open(self.path, "rb") as f:
+            names = os.listdir(self._directory)
+        except OSError:
+            return []
+        return sorted(os.path.join(self._directory, n) for n in names if pattern.fullmatch(n))
+
+    def load(self, wall_now: float) -> tuple[dict[ExporterKey, list[SavedTemplate]], list[tuple[str, StateError]]]:
+        """The templates saved per exporter in every file of the input (`paths`), with their ages
+        at ``wall_now``; of each template (exporter, domain, template id) saved in several files,
+        the one sent last. Also the files that cannot be used, each with why (they are skipped)."""
+        newest: dict[ExporterKey, dict[tuple, SavedTemplate]] = {}
+        problems = []
+        paths = self.paths()
+        self.read_from = ", ".join(paths) or self.path
+        for path in paths:
+            try:
+                saved = self.load_file(path, wall_now)
+            except StateError as exc:
+                problems.append((path, exc))
+                continue
+            for key, templates in saved.items():
+                kept = newest.setdefault(key, {})
+                for t in templates:
+                    which = (t.observation_domain_id, t.options, t.record[:2])  # [:2]: the template id
+                    if which not in kept or (t.age or 0.0) < (kept[which].age or 0.0):
+                        kept[which] = t
+        return {key: list(kept.values()) for key, kept in newest.items()}, problems
+
+    def load_file(self, path: str, wall_now: float) -> dict[ExporterKey, list[SavedTemplate]]:
+        """The templates saved per exporter in the file ``path``, with their ages at
+        ``wall_now``; empty when there is no file. Raises StateError for a file that cannot be used."""
+        try:
+            with open(path, "rb") as f:
                 text = f.read()
         except FileNotFoundError:
             return {}

@@ -13,6 +13,13 @@
 # reported, and the connection is closed (RFC 7011 §10.4.1.2 lets the collector reset it); the
 # exporter reconnects and resends its templates. Other connections are not disturbed.
 #
+# Worker processes (`--workers N`) share one listening socket and take turns accepting from it: a
+# worker accepts one connection per turn of its event loop, and then leaves the next ones to the
+# others for `ACCEPT_TURN` (50 ms). So a busy worker, slow to come back to its loop, takes fewer
+# new exporters, and a handful of exporters that connect at once are shared out evenly (the
+# kernel's SO_REUSEPORT hashing gives 4 connections to 2 workers as 4-0 or 3-1 more often than
+# not). A connection's records stay with the worker that accepted it.
+#
 # TLS (`tls://`) is TCP with a handshake first: certificate and key from `--tls-cert`/`--tls-key`,
 # TLS 1.2 at least (RFC 7011 §11.1 asks for 1.2-era TLS), and with `--tls-client-ca` exporters
 # must present a certificate signed by that CA (mutual TLS, as the Flow Aggregator can do). The
@@ -31,13 +38,17 @@ from dataclasses import dataclass
 
 from ipfix_antrea import DecodeError, Registry, Session, SessionStats
 
+from ..workers import WorkerInfo
 from . import Batch, InputError, InputSpec, Intake, SessionSettings, session_factory
-from .options import format_address, resolve_bind
+from .options import bind_sockets, format_address, socket_address
 
 __all__ = ["TcpListener", "TlsSettings", "add_tls_arguments", "open_tcp", "open_tls", "tls_server_context",
            "READ_SIZE"]
 
 READ_SIZE = 1 << 16
+BACKLOG = 100  # connections the kernel completes and holds until we accept them (asyncio's default)
+ACCEPT_TURN = 0.05  # with other workers, seconds to leave them the next connection after accepting one
+ACCEPT_RETRY = 1.0  # seconds before accepting again when the process is out of file descriptors
 HANDSHAKE_TIMEOUT = 10.0
 STOP_TIMEOUT = 10.0  # how long `stop` waits for connections to hand over their last records
 _log = logging.getLogger("ipfix_antrea.inputs.tcp")
@@ -57,31 +68,77 @@ class TcpListener:
         self._tls = tls
         self.handshake_timeout = handshake_timeout
         self._intake: Intake | None = None
-        self._server: asyncio.base_events.Server | None = None
+        self._listening: socket.socket | None = None  # accepted from, after `start`
+        self._resume: asyncio.TimerHandle | None = None  # accepting again after a pause
+        self._turn = 0.0  # seconds to leave connections to the other workers after accepting one
         self._sessions: dict[str, Session] = {}
         self._writers: set[asyncio.StreamWriter] = set()
         self._tasks: set[asyncio.Task] = set()
+        self._socket: socket.socket | None = None  # given by `adopt`; else `start` binds one
+
+    def bind(self, count: int = 1) -> list[socket.socket]:
+        """One listening socket, for every worker (``count`` times): they take turns accepting
+        from it (see the module comment). Listening at once: connections that come before a
+        worker accepts wait in the kernel's backlog."""
+        (sock,) = bind_sockets(self._spec, self._host, self._port, socket.SOCK_STREAM, 1, reuse_port=False,
+                               prepare=_reuse_address)
+        sock.listen(BACKLOG)
+        self.address = socket_address(self.scheme, sock)
+        return [sock] * count
+
+    def adopt(self, sock: socket.socket, worker: WorkerInfo) -> None:
+        """Accepts from ``sock``, the listening socket every worker shares; with other workers,
+        leaves the next connection to them for `ACCEPT_TURN` seconds after each it accepts."""
+        self._socket = sock
+        self.address = socket_address(self.scheme, sock)
+        self._turn = ACCEPT_TURN if worker.count > 1 else 0.0
 
     async def start(self, intake: Intake) -> None:
         self._intake = intake
-        family, sockaddr = resolve_bind(self._spec, self._host, self._port, socket.SOCK_STREAM)
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind(sockaddr)
-        except OSError as exc:
-            sock.close()
-            raise InputError(f"{self.name}: cannot listen: {exc.strerror or exc}") from exc
+        sock = self._socket if self._socket is not None else self.bind()[0]
+        sock.setblocking(False)
+        self._listening = sock
+        asyncio.get_running_loop().add_reader(sock, self._acceptable)
+
+    def _acceptable(self) -> None:
+        """A connection waits: accept it (one per turn of the loop, so that the other workers
+        get theirs) and set it up in a task of its own."""
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(lambda: _Accepted(self), sock=sock)
-        bound = sock.getsockname()
-        self.address = f"{self.scheme}://{format_address(bound[0])}:{bound[1]}"
+        assert self._listening is not None and self._intake is not None
+        try:
+            conn, _ = self._listening.accept()
+        except (BlockingIOError, InterruptedError, ConnectionAbortedError):
+            return  # another worker took it, or the exporter gave up
+        except OSError as exc:  # out of file descriptors or memory: the backlog holds them meanwhile
+            self._intake.report(self.name, "cannot accept", f"cannot accept connections: "
+                                f"{exc.strerror or exc}; trying again in {ACCEPT_RETRY:g} s")
+            self._pause(ACCEPT_RETRY)
+            return
+        conn.setblocking(False)
+        task = loop.create_task(loop.connect_accepted_socket(lambda: _Accepted(self), conn))
+        task.add_done_callback(_connected)
+        if self._turn:
+            self._pause(self._turn)
+
+    def _pause(self, seconds: float) -> None:
+        """Stops accepting for ``seconds``."""
+        assert self._listening is not None
+        loop = asyncio.get_running_loop()
+        loop.remove_reader(self._listening)
+        self._resume = loop.call_later(seconds, self._accept_again)
+
+    def _accept_again(self) -> None:
+        assert self._listening is not None
+        asyncio.get_running_loop().add_reader(self._listening, self._acceptable)
 
     async def stop(self) -> None:
         """Stops accepting, closes every connection and waits for each to hand over the
         records of what it had already received."""
-        if self._server is not None:
-            self._server.close()
+        if self._listening is not None:
+            if self._resume is not None:
+                self._resume.cancel()
+            asyncio.get_running_loop().remove_reader(self._listening)
+            self._listening.close()
         for writer in list(self._writers):
             writer.close()
         if self._tasks:
@@ -191,6 +248,17 @@ class TcpListener:
         events = session.take_events()
         if events:
             await intake.put(Batch(source, (), ip, events))
+
+
+def _connected(task: asyncio.Task) -> None:
+    # Setting up the transport of an accepted connection failed (it was reset at once): the
+    # connection is gone, and nothing was received from it.
+    if not task.cancelled():
+        task.exception()
+
+
+def _reuse_address(sock: socket.socket, first: bool) -> None:
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 
 
 class _Accepted(asyncio.Protocol):

@@ -17,12 +17,14 @@ import argparse
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .base import Histogram, HistogramSnapshot, Sink, SinkBase, SinkContext, SinkError, StreamSink, serialize
+from .base import (SINK_GAUGES, Histogram, HistogramSnapshot, Sink, SinkBase, SinkContext, SinkError, StreamSink,
+                   serialize)
 from .es_options import add_arguments as _es_arguments
 from .jsonl import JsonLinesSink, add_jsonl_arguments, open_jsonl
 from .stdout import StdoutSink, open_stdout
 
 __all__ = [
+    "SINK_GAUGES",
     "Sink",
     "SinkBase",
     "SinkContext",

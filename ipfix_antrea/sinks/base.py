@@ -11,8 +11,11 @@
 from __future__ import annotations
 
 import bisect
+import contextlib
+import fcntl
+import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import BinaryIO, Protocol, runtime_checkable
 
@@ -20,9 +23,10 @@ import orjson
 
 from ..documents.fields import ENVELOPE_FIELDS, DocumentField
 from ..registry import Registry
+from ..workers import WorkerInfo
 
-__all__ = ["Sink", "SinkBase", "SinkContext", "SinkError", "StreamSink", "Histogram", "HistogramSnapshot",
-           "serialize"]
+__all__ = ["Sink", "SinkBase", "SINK_GAUGES", "exclusive", "SinkContext", "SinkError", "StreamSink", "Histogram",
+           "HistogramSnapshot", "serialize"]
 
 
 class SinkError(Exception):
@@ -45,8 +49,8 @@ class Sink(Protocol):
       (`ipfix_antrea.documents.document_id`), so that a sink that can deduplicate (Elasticsearch's
       ``_id``) does; they are computed only for sinks that want them.
     * ``stats()``: the sink's own counters (indexed, retried, ...), shown in the status line and
-      exported as metrics; they only grow, except ``in_flight`` (documents whose outcome is not
-      known yet).
+      exported as metrics; they only grow, except those in `SINK_GAUGES` (``in_flight``:
+      documents whose outcome is not known yet).
     * ``ready()``: False while the sink is still getting ready in the background (Elasticsearch:
       installing its index template while the cluster is not up yet). Writes are accepted
       meanwhile and wait, like writes to a slow sink; the collector reports itself not ready.
@@ -73,6 +77,10 @@ class Sink(Protocol):
     def undelivered(self) -> int: ...
 
     def histograms(self) -> dict[str, HistogramSnapshot]: ...
+
+
+#: The keys of `Sink.stats` that are levels, not counts: they may go down.
+SINK_GAUGES = frozenset({"in_flight"})
 
 
 class SinkBase:
@@ -130,10 +138,32 @@ class SinkContext:
     """What a sink may need to know of the documents it will be given: the registry their
     elements come from (None: the default registry) and the fields the document stage writes
     (`DocumentBuilder.fields`). A sink that stores documents by type (Elasticsearch's index
-    template) maps both; others ignore them."""
+    template) maps both; others ignore them. ``worker``: which of several worker processes
+    opens the sink (None when the process is alone); a sink that writes a file then writes a
+    file of its own (`WorkerInfo.path`)."""
 
     registry: Registry | None = None
     fields: Sequence[DocumentField] = ENVELOPE_FIELDS
+    worker: WorkerInfo | None = None
+
+
+@contextlib.contextmanager
+def exclusive(fd: int, name: str) -> Iterator[None]:
+    """Holds a POSIX record lock (lockf) on all of the open file ``fd`` while the block runs.
+    The lock belongs to the file (pipe, terminal, device), which every worker process of
+    ``--workers N`` that inherited or opened it shares, so writes made under it are whole: a pipe
+    keeps a write whole only up to PIPE_BUF (4096 bytes), and a batch is tens of kilobytes.
+    Raises SinkError, naming the sink ``name``, when the file cannot be locked."""
+    try:
+        fcntl.lockf(fd, fcntl.LOCK_EX, 0, 0, os.SEEK_SET)  # all of it, wherever the offset is
+    except OSError as exc:
+        raise SinkError(f"{name}: cannot be shared by worker processes: it cannot be locked "
+                        f"({exc.strerror or exc}); write a file per worker instead (jsonl:PATH)") from exc
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            fcntl.lockf(fd, fcntl.LOCK_UN, 0, 0, os.SEEK_SET)
 
 
 _APPEND_NEWLINE = orjson.OPT_APPEND_NEWLINE

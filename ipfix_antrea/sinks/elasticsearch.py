@@ -621,10 +621,13 @@ def open_elasticsearch(arg: str | None, options: argparse.Namespace | None = Non
     """The factory for ``elasticsearch:URL[,URL...]``: settings from ``options`` (the parsed
     command line, see `add_arguments`) or the defaults; the index template maps the registry
     and document fields of ``context`` (so that --registry elements and derived fields map by
-    their type)."""
+    their type). Each worker process (``context.worker``) has its own client and its own
+    dead-letter file (``-wK`` before the extension)."""
     hosts = parse_hosts(arg)
     settings = ElasticsearchOptions.from_namespace(options)
     context = context or SinkContext()
+    if context.worker is not None:  # one of several worker processes: a dead-letter file of its own
+        settings.dead_letter = context.worker.path(settings.dead_letter)
     name = f"elasticsearch:{','.join(hosts)}"
     client = make_client(hosts, settings)
     return ElasticsearchSink(client, settings, name=name, registry=context.registry, fields=context.fields)
