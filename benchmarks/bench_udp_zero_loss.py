@@ -53,15 +53,15 @@ if __package__ in (None, ""):  # run as a script: import the stream module and t
     _here = os.path.dirname(os.path.abspath(__file__))
     sys.path[:0] = [_here, os.path.dirname(_here)]
     from antrea_stream import UDP_MESSAGE_SIZE  # type: ignore[no-redef]
-    from report import write_json  # type: ignore[no-redef]
     from bench_decode import environment  # type: ignore[no-redef]
     from bench_file_jsonl import collect_command, run  # type: ignore[no-redef]
+    from report import write_json  # type: ignore[no-redef]
     from udp_harness import datagram_pool, proc_udp, write_stream, zero_loss_search  # type: ignore[no-redef]
 else:
     from .antrea_stream import UDP_MESSAGE_SIZE
-    from .report import write_json
     from .bench_decode import environment
     from .bench_file_jsonl import collect_command, run
+    from .report import write_json
     from .udp_harness import datagram_pool, proc_udp, write_stream, zero_loss_search
 
 _LISTENING = re.compile(r"listening on udp://127\.0\.0\.1:(\d+)")

@@ -26,19 +26,19 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .documents import ENVELOPE_FIELDS, DocumentBuilder, make_builder, parse_enrich, transform_schemes
 from .channel import serve_as_worker
+from .documents import ENVELOPE_FIELDS, make_builder, parse_enrich, transform_schemes
 from .inputs import Input, InputError, Listener, input_schemes, open_input, parse_input_spec
 from .inputs import add_arguments as add_input_arguments
 from .inputs.allow import AllowList
 from .monitor import DEFAULT_MAX_EXPORTERS, PROG, RunSummary
 from .pipeline import DEFAULT_BATCH_SIZE, DEFAULT_FLUSH_INTERVAL, DEFAULT_QUEUE_RECORDS
 from .service import DEFAULT_STATUS_INTERVAL, Collector, EarlySignals
-from .supervisor import WORKER_FLAG, Supervisor, WorkerLaunch, available_cpus
-from .workers import WorkerInfo
-from .units import number
 from .sinks import Sink, SinkContext, SinkError, open_sink, parse_sink_spec, sink_schemes
 from .sinks.es_options import add_connection_arguments, add_index_arguments
+from .supervisor import WORKER_FLAG, Supervisor, WorkerLaunch, available_cpus
+from .units import number
+from .workers import WorkerInfo
 
 if TYPE_CHECKING:
     from ipfix_antrea import Registry
@@ -250,7 +250,7 @@ def apply_environment(parser: argparse.ArgumentParser, environ: Mapping[str, str
     error naming the variable.
     """
     appended: dict[str, int] = {}
-    for action in parser._actions:  # noqa: SLF001 - argparse has no public list of actions
+    for action in parser._actions:  # argparse has no public list of actions
         longs = [o for o in action.option_strings if o.startswith("--")]
         if not longs or isinstance(action, (argparse._HelpAction, argparse._VersionAction)):
             continue
@@ -279,7 +279,7 @@ def apply_environment(parser: argparse.ArgumentParser, environ: Mapping[str, str
 def _variables(parser: argparse.ArgumentParser) -> dict[str, str]:
     """``IPFIX_COLLECT_<FLAG>`` -> ``--flag`` for every flag a variable can set."""
     names = {}
-    for action in parser._actions:  # noqa: SLF001 - as in apply_environment
+    for action in parser._actions:  # as in apply_environment
         longs = [o for o in action.option_strings if o.startswith("--")]
         if longs and not isinstance(action, (argparse._HelpAction, argparse._VersionAction)):
             names[env_name(longs[0])] = longs[0]

@@ -41,8 +41,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.exposition import choose_encoder
 
 from .inputs import InputError, InputSpec
-from .sinks import SINK_GAUGES
 from .inputs.options import format_address, resolve_bind
+from .sinks import SINK_GAUGES
 
 if TYPE_CHECKING:
     from .service import Operated, ServiceSnapshot
@@ -177,7 +177,7 @@ def _labelled(kind: type, name: str, help_text: str, labels: list[str],
 
 
 class _QuietHandler(WSGIRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the stdlib's name
+    def log_message(self, format: str, *args: Any) -> None:  # `format`: the stdlib's parameter name
         pass  # scrapes and probes every few seconds would drown the collector's own log
 
 

@@ -19,7 +19,7 @@ import socket
 import struct
 import time
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 # RFC 7011 §6.1.9-10: dateTimeMicroseconds/Nanoseconds use the NTP timestamp format (RFC 5905),
@@ -345,8 +345,8 @@ class _DateTime(DataType):
         """An int in this type's unit, from an int or an aware (or UTC-naive) datetime."""
         if isinstance(value, datetime):
             if value.tzinfo is None:
-                value = value.replace(tzinfo=timezone.utc)
-            delta = value - datetime(1970, 1, 1, tzinfo=timezone.utc)
+                value = value.replace(tzinfo=UTC)
+            delta = value - datetime(1970, 1, 1, tzinfo=UTC)
             micros = (delta.days * 86400 + delta.seconds) * 1_000_000 + delta.microseconds
             units: int = micros * self.per_second // 1_000_000
             return units

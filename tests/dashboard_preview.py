@@ -24,7 +24,7 @@ import subprocess
 import sys
 import tempfile
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -351,8 +351,8 @@ def load_cluster(url: str, user: str | None, password: str | None, prefix: str, 
         status = exc.code
     if status != 0:
         raise RuntimeError(f"ipfix-collect exited {status}")
-    return kq.TimeRange(datetime.fromtimestamp(WINDOW[0], timezone.utc),
-                        datetime.fromtimestamp(WINDOW[1] + 2, timezone.utc))
+    return kq.TimeRange(datetime.fromtimestamp(WINDOW[0], UTC),
+                        datetime.fromtimestamp(WINDOW[1] + 2, UTC))
 
 
 def _main(argv: list[str] | None = None) -> None:

@@ -14,9 +14,9 @@ import warnings
 
 import pytest
 import trustme
-
 from collector_harness import MemorySink, RunningCollector, encoder, messages, row
 from elasticsearch_server import wait_until
+
 from ipfix_antrea.inputs.udp import HAND_OVER_RECORDS
 
 pytestmark = pytest.mark.timeout(60)

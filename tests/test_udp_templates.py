@@ -13,8 +13,8 @@ import socket
 import time
 
 import pytest
-
 from collector_harness import RunningCollector, encoder, row
+
 from ipfix_antrea import SavedTemplate
 from ipfix_antrea.cli import EXIT_USAGE, main
 from ipfix_antrea.inputs import parse_input_spec

@@ -127,7 +127,7 @@ def open_binary(name: str, path: str, stream: BinaryIO | None = None) -> tuple[B
     if path == "-":
         return sys.stdin.buffer, False
     try:
-        return open(path, "rb"), True  # noqa: SIM115 - the caller closes it
+        return open(path, "rb"), True  # the caller closes it
     except OSError as exc:
         raise InputError(f"{name}: cannot open: {exc.strerror or exc}") from exc
 

@@ -471,7 +471,7 @@ class _Replay:
         if error is None and (flags & _RST or stream.fin_seq == stream.next_seq):
             error = self._close(stream)
         if stream.session is None:  # nothing decoded: not IPFIX, or no payload yet
-            if stream.done or stream.ipfix is False and flags & (_FIN | _RST):
+            if stream.done or (stream.ipfix is False and flags & (_FIN | _RST)):
                 del self.tcp[key]
             return
         events = stream.session.take_events()

@@ -193,7 +193,7 @@ class TcpListener:
             try:
                 transport = await loop.start_tls(transport, protocol, self._tls, server_side=True,
                                                  ssl_handshake_timeout=self.handshake_timeout)
-            except (ssl.SSLError, OSError, asyncio.TimeoutError, EOFError) as exc:
+            except (TimeoutError, ssl.SSLError, OSError, EOFError) as exc:
                 reason = getattr(exc, "reason", None) or str(exc) or type(exc).__name__
                 self._intake.report(exporter, "tls handshake failed",
                                     f"TLS handshake failed: {reason}; connection closed")

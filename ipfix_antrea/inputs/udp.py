@@ -52,12 +52,20 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ipfix_antrea import (DecodeError, Registry, SavedTemplate, Session, SessionStats, TemplateAdded,
-                          TemplateRedefined, TemplateWithdrawn)
+from ipfix_antrea import (
+    DecodeError,
+    Registry,
+    SavedTemplate,
+    Session,
+    SessionStats,
+    TemplateAdded,
+    TemplateRedefined,
+    TemplateWithdrawn,
+)
 
 from ..units import parse_size
-from . import DEFAULT_TEMPLATE_LIFETIME, Batch, InputError, InputSpec, Intake, SessionSettings, session_factory
 from ..workers import WorkerInfo
+from . import DEFAULT_TEMPLATE_LIFETIME, Batch, InputError, InputSpec, Intake, SessionSettings, session_factory
 from .options import bind_sockets, bool_option, format_address, size_option, socket_address
 from .state import ExporterKey, TemplateStore, check_state_dir
 
@@ -387,7 +395,7 @@ class UdpListener:
             try:
                 await asyncio.wait_for(changed.wait(), self.state_interval)
                 await asyncio.sleep(STATE_SETTLE)  # an exporter sends its templates together
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
             changed.clear()
             await self._save()

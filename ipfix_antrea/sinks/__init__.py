@@ -17,8 +17,17 @@ import argparse
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .base import (SINK_GAUGES, Histogram, HistogramSnapshot, Sink, SinkBase, SinkContext, SinkError, StreamSink,
-                   serialize)
+from .base import (
+    SINK_GAUGES,
+    Histogram,
+    HistogramSnapshot,
+    Sink,
+    SinkBase,
+    SinkContext,
+    SinkError,
+    StreamSink,
+    serialize,
+)
 from .es_options import add_arguments as _es_arguments
 from .jsonl import JsonLinesSink, add_jsonl_arguments, open_jsonl
 from .stdout import StdoutSink, open_stdout

@@ -48,7 +48,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, BinaryIO
 
 import orjson
@@ -326,8 +326,8 @@ class ElasticsearchSink(SinkBase):
         except ValueError:
             raise _Unusable(f"@timestamp {timestamp!r} is not ISO 8601") from None
         if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=timezone.utc)
-        return moment.astimezone(timezone.utc).strftime(self.options.index)
+            moment = moment.replace(tzinfo=UTC)
+        return moment.astimezone(UTC).strftime(self.options.index)
 
     def _action_for(self, doc: dict) -> bytes:
         index = self._index_of(doc)
@@ -378,7 +378,7 @@ class ElasticsearchSink(SinkBase):
         until nothing is left or the retry budget is spent."""
         try:
             self._deliver_batch(lines)
-        except Exception as exc:  # noqa: BLE001 - a bug must not leave documents unaccounted
+        except Exception as exc:  # a bug must not leave documents unaccounted
             log.exception("%s: unexpected error while sending", self.name)
             reason = f"unexpected error: {exc!r}"
             self._fail(reason)
@@ -519,7 +519,7 @@ class ElasticsearchSink(SinkBase):
             pass  # closed before Elasticsearch came, with nothing to send: not a failure
         except SinkError as exc:
             self._fail(str(exc).removeprefix(f"{self.name}: "))
-        except Exception as exc:  # noqa: BLE001 - a bug must not leave the sink waiting for ever
+        except Exception as exc:  # a bug must not leave the sink waiting for ever
             log.exception("%s: unexpected error while installing the index template", self.name)
             self._fail(f"unexpected error while installing the index template: {exc!r}")
         else:

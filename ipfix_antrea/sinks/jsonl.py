@@ -21,8 +21,8 @@ import stat
 import time
 from collections.abc import Callable, Sequence
 
-from .base import SinkBase, SinkContext, SinkError, exclusive, serialize
 from ..units import parse_duration, parse_keep, parse_size
+from .base import SinkBase, SinkContext, SinkError, exclusive, serialize
 from .rotation import Housekeeper, RotatedNames, fsync_directory, next_boundary
 
 __all__ = ["JsonLinesSink", "add_jsonl_arguments", "open_jsonl"]

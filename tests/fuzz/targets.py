@@ -31,9 +31,9 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests/: session_checks
 
-from session_checks import Run, check_consistent, feed_datagrams, feed_stream  # noqa: E402
+from session_checks import Run, check_consistent, feed_datagrams, feed_stream
 
-from ipfix_antrea import Record, Session  # noqa: E402
+from ipfix_antrea import Record, Session
 
 #: Octets in front of the IPFIX octets that steer the run.
 CONTROL = 4
