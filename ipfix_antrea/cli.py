@@ -446,7 +446,7 @@ def _run(args: argparse.Namespace, level: str, command: _Command) -> int:
                                 metrics_listen=args.metrics_listen, max_exporters=args.metrics_exporters)
         else:
             if launch:  # a worker: the supervisor bound the listeners' sockets, in --input order
-                for listener, fd in zip(listeners, launch.sockets):
+                for listener, fd in zip(listeners, launch.sockets, strict=True):
                     listener.adopt(socket.socket(fileno=fd), launch.info)
             context = SinkContext(registry, documents.fields, launch.info if launch else None)
             for spec in sink_specs:

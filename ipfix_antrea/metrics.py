@@ -153,7 +153,7 @@ class ServiceMetrics:
                 if name in s.histograms:
                     h = s.histograms[name]
                     cumulative, buckets = 0, []
-                    for bound, count in zip([*map(repr, h.bounds), "+Inf"], h.counts):
+                    for bound, count in zip([*map(repr, h.bounds), "+Inf"], h.counts, strict=True):
                         cumulative += count
                         buckets.append((bound, cumulative))
                     family.add_metric([s.name], buckets, sum_value=h.total)

@@ -282,7 +282,8 @@ class StatusLine:
         parts = [
             f"{plural(pipeline.accepted, 'record')} ({rate:.0f}/s)",
             plural(exporters, "exporter"),
-            f"{plural(counters['sequence_gaps'], 'sequence gap')} ({plural(counters['missing_records'], 'record')} missing)",
+            f"{plural(counters['sequence_gaps'], 'sequence gap')} "
+            f"({plural(counters['missing_records'], 'record')} missing)",
             f"{pipeline.refused} dropped",
             plural(errors, "error"),
             f"queue {pipeline.queued}/{pipeline.capacity}",

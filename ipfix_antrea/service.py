@@ -160,7 +160,7 @@ class Collector:
             if self.operations is not None:
                 self.operations.start(loop)
                 log.info("metrics, health and readiness on %s", self.operations.url)
-            for listener, intake in zip(self.listeners, self._intakes):
+            for listener, intake in zip(self.listeners, self._intakes, strict=True):
                 if self._stop.is_set():
                     break  # a signal came while the collector was being set up
                 await listener.start(intake)
@@ -304,7 +304,7 @@ class Collector:
 
         for (name, label), ended in self.monitor.ended_by_exporter().items():
             counters(name, label).update(ended)
-        for listener, intake in zip(self.listeners, self._intakes):
+        for listener, intake in zip(self.listeners, self._intakes, strict=True):
             snap = inputs.setdefault(listener.name, InputSnapshot(listener.name))
             snap.dropped += intake.dropped
             for key, session in listener.sessions().items():

@@ -131,7 +131,7 @@ def _sinks(per_worker: Sequence[Sequence[SinkReport]], sink_names: Sequence[str]
 def _histogram(a: HistogramSnapshot, b: HistogramSnapshot) -> HistogramSnapshot:
     if a.bounds != b.bounds:  # the same sink in every worker: the same buckets
         raise ValueError(f"histograms with different buckets: {a.bounds} and {b.bounds}")
-    return HistogramSnapshot(a.bounds, tuple(x + y for x, y in zip(a.counts, b.counts)), a.total + b.total)
+    return HistogramSnapshot(a.bounds, tuple(x + y for x, y in zip(a.counts, b.counts, strict=True)), a.total + b.total)
 
 
 def _inputs(snaps: Sequence[ServiceSnapshot], labels: ExporterLabels) -> list[InputSnapshot]:

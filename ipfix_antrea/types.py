@@ -174,10 +174,7 @@ class _MacAddress(DataType):
         return _mac
 
     def encode(self, value: Any, length: int) -> bytes:
-        if isinstance(value, bytes):
-            raw = value
-        else:
-            raw = bytes.fromhex(str(value).replace(":", "").replace("-", ""))
+        raw = value if isinstance(value, bytes) else bytes.fromhex(str(value).replace(":", "").replace("-", ""))
         if len(raw) != 6:
             raise ValueError(f"not a MAC address: {value!r}")
         return raw
@@ -282,7 +279,7 @@ def _iso(seconds: int, fraction: str) -> str:
         t = time.gmtime(seconds)
         if not 1 <= t[0] <= 9999:
             raise ValueError(f"year {t[0]} has no ISO 8601 form")
-        text = _ISO_CACHE[seconds] = "%04d-%02d-%02dT%02d:%02d:%02d" % t[:6]
+        text = _ISO_CACHE[seconds] = "%04d-%02d-%02dT%02d:%02d:%02d" % t[:6]  # noqa: UP031 - the struct_time's six fields at once
     return text + fraction + "Z"
 
 

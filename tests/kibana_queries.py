@@ -280,7 +280,7 @@ def _leaf_rows(agg_body: dict, levels: list[dict], metrics: list[dict], scripts:
     level, rest = levels[0], levels[1:]
     rows = []
     for bucket in agg_body[level["id"]]["buckets"]:
-        rows.extend(_leaf_rows(bucket, rest, metrics, scripts, keys + [bucket["key"]]))
+        rows.extend(_leaf_rows(bucket, rest, metrics, scripts, [*keys, bucket["key"]]))
     return rows
 
 

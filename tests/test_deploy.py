@@ -416,4 +416,5 @@ def test_the_external_overlay_is_only_the_collector_with_an_api_key():
     assert "IPFIX_COLLECT_ES_PASSWORD" not in env
     assert env["IPFIX_COLLECT_SINK"].startswith("elasticsearch:https://")
     pdb = one(objs, "PodDisruptionBudget", "ipfix-collect")
-    assert pdb["spec"]["selector"]["matchLabels"].items() <= deployment["spec"]["template"]["metadata"]["labels"].items()
+    pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert pdb["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()

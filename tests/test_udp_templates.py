@@ -232,9 +232,9 @@ def test_a_failed_save_leaves_the_previous_file_as_it_was(tmp_path, monkeypatch)
 
 
 def test_two_collectors_cannot_share_one_state_file(tmp_path):
-    with RunningCollector(["udp://127.0.0.1:0"], state_dir=str(tmp_path)):
-        with RunningCollector(["udp://127.0.0.1:0"], state_dir=str(tmp_path)) as second:
-            summary = second.stop()
+    with (RunningCollector(["udp://127.0.0.1:0"], state_dir=str(tmp_path)),
+          RunningCollector(["udp://127.0.0.1:0"], state_dir=str(tmp_path)) as second):
+        summary = second.stop()
     assert summary.input_errors and "in use by another collector" in summary.input_errors[0]
 
 
@@ -249,7 +249,8 @@ def test_state_dir_comes_from_the_environment_as_the_manifests_set_it(tmp_path):
     from ipfix_antrea.inputs import open_input
 
     args = parse_args(build_parser(), ["-i", "udp://127.0.0.1:4739"],
-                      {"IPFIX_COLLECT_STATE_DIR": str(tmp_path / "state"), "IPFIX_COLLECT_UDP_TEMPLATE_SCOPE": "address"})
+                      {"IPFIX_COLLECT_STATE_DIR": str(tmp_path / "state"),
+                       "IPFIX_COLLECT_UDP_TEMPLATE_SCOPE": "address"})
     listener = open_input(args.inputs[0], options=args)
     assert listener._store.path == str(tmp_path / "state" / "udp-127.0.0.1-4739.json")
     assert listener.template_scope == "address"

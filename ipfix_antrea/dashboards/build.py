@@ -281,7 +281,6 @@ class Series:
 def timeseries(title: str, series: Sequence[Series], *, description: str = "") -> dict:
     """A TSVB time series on ``@timestamp``, buckets of at least a minute (the Flow
     Aggregator's export period: a flow has at most one record per minute)."""
-    full = TITLE_PREFIX + title
     params = {
         "id": _tsvb_id(title), "type": "timeseries", "series": [s.model(title) for s in series],
         "time_field": TIME_FIELD, "use_kibana_indexes": True, "index_pattern_ref_name": "metrics_0_index_pattern",
@@ -681,14 +680,15 @@ def _pod_to_service(nav: dict) -> Dashboard:
                                                              split=kw("destinationServicePortName"),
                                                              query=nonempty("destinationServicePortName"))]),
               24, 23, 24, 15),
-        Panel(table("Traffic by Service", [_BYTES_OUT, _BYTES_IN, Metric("cardinality", kw("flowKeyPodToService"), "Connections"),
-                                 Metric("cardinality", kw("sourceIP"), "Clients")],
+        Panel(table("Traffic by Service", [_BYTES_OUT, _BYTES_IN,
+                                           Metric("cardinality", kw("flowKeyPodToService"), "Connections"),
+                                           Metric("cardinality", kw("sourceIP"), "Clients")],
                     [(kw("destinationServicePortName"), "Service port")], query=nonempty("destinationServicePortName")),
               0, 38, 48, 12),
     ]
     return Dashboard("Pod-to-Service", "Traffic from Pods to Services (ClusterIP and named ports).", panels,
-                     controls=_SRC_CONTROLS + ((kw("destinationServiceName"), "Service"),
-                                               (kw("destinationServicePortName"), "Service port")))
+                     controls=(*_SRC_CONTROLS, (kw("destinationServiceName"), "Service"),
+                               (kw("destinationServicePortName"), "Service port")))
 
 
 def _pod_to_external(nav: dict) -> Dashboard:
@@ -712,8 +712,7 @@ def _pod_to_external(nav: dict) -> Dashboard:
               0, 36, 48, 12),
     ]
     return Dashboard("Pod-to-External", "Traffic between Pods and addresses outside the cluster, both ways.", panels,
-                     controls=_SRC_CONTROLS + ((kw("destinationIP"), "Peer address"),
-                                               (kw("egressName"), "Egress")))
+                     controls=(*_SRC_CONTROLS, (kw("destinationIP"), "Peer address"), (kw("egressName"), "Egress")))
 
 
 def _node_throughput(nav: dict) -> Dashboard:

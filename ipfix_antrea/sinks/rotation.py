@@ -200,7 +200,5 @@ class Housekeeper:
 
 
 def _unlink_if_present(path: str) -> None:
-    try:
+    with contextlib.suppress(FileNotFoundError):
         os.unlink(path)
-    except FileNotFoundError:
-        pass
