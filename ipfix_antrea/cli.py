@@ -1,15 +1,17 @@
-# `ipfix-collect`: inputs -> Session -> documents (Logstash's shape, enriched) -> sinks.
-#
-# The command is glue and nothing else: it parses flags (every one also settable from an
-# environment variable, as containers expect), opens the inputs, transforms and sinks named on
-# the command line through their registries (`ipfix_antrea.inputs`, `ipfix_antrea.documents`,
-# `ipfix_antrea.sinks`), hands them to the `Collector` (`ipfix_antrea.service`) and turns what
-# happened into log lines and an exit status. It knows no input, transform or sink by name: their
-# own flags come from the hooks they registered, and what documents hold is declared by the
-# document stage (`DocumentBuilder.fields`), which --help lists.
-#
-# Errors are the inputs' business to report, never a crash: an input that breaks stops with a
-# message on stderr, what was decoded before still goes out, and the exit status says so.
+"""`ipfix-collect`: inputs -> Session -> documents (Logstash's shape, enriched) -> sinks.
+
+The command is glue and nothing else: it parses flags (every one also settable from an
+environment variable, as containers expect), opens the inputs, transforms and sinks named on
+the command line through their registries (`ipfix_antrea.inputs`, `ipfix_antrea.documents`,
+`ipfix_antrea.sinks`), hands them to the `Collector` (`ipfix_antrea.service`) and turns what
+happened into log lines and an exit status. It knows no input, transform or sink by name: their
+own flags come from the hooks they registered, and what documents hold is declared by the
+document stage (`DocumentBuilder.fields`), which --help lists.
+
+Errors are the inputs' business to report, never a crash: an input that breaks stops with a
+message on stderr, what was decoded before still goes out, and the exit status says so.
+"""
+
 from __future__ import annotations
 
 import argparse

@@ -1,27 +1,29 @@
-# `--metrics-listen HOST:PORT`: the collector's operations endpoints over HTTP.
-#
-#   /metrics    Prometheus metrics (text or OpenMetrics, as the scraper asks)
-#   /healthz    liveness: the process answers, its event loop runs callbacks, its sink thread lives
-#   /readyz     readiness: every listener listens, every sink is ready, the collector is not stopping
-#   /templates  JSON: the templates each open exporter session holds
-#
-# Nothing is counted here. Every number is one the collector already keeps -- the `Monitor`'s
-# problems and ended sessions, the live sessions' `SessionStats`, the `Pipeline`'s and each sink's
-# counts -- read when Prometheus scrapes, by a custom collector (`ServiceMetrics`), so the decoding
-# and delivery paths pay nothing for the metrics. Those numbers live on the event loop (the
-# listeners' sessions are changed there), so each request runs its reading on the loop
-# (`Collector.snapshot`, `readiness`, `templates`, `liveness`) and waits for it at most
-# `loop_timeout` seconds: a loop that does not run the callback in that time is blocked, and every
-# endpoint answers 503, which is what makes /healthz a liveness check. The server runs in threads
-# of its own, so it answers even then. With `--workers N` the supervisor serves the endpoints with
-# the same four readings, made of what its workers report (`ipfix_antrea.supervisor`).
-#
-# Labels stay bounded: `input` (one per --input), `sink` (one per --sink), `kind` (the monitor's
-# problem kinds) and `exporter` (the first --metrics-exporters exporter addresses, then "other";
-# see `ipfix_antrea.monitor`).
-#
-# This module needs prometheus_client (the [collector] extra); the collector imports it only when
-# --metrics-listen is given.
+"""`--metrics-listen HOST:PORT`: the collector's operations endpoints over HTTP.
+
+  /metrics    Prometheus metrics (text or OpenMetrics, as the scraper asks)
+  /healthz    liveness: the process answers, its event loop runs callbacks, its sink thread lives
+  /readyz     readiness: every listener listens, every sink is ready, the collector is not stopping
+  /templates  JSON: the templates each open exporter session holds
+
+Nothing is counted here. Every number is one the collector already keeps -- the `Monitor`'s
+problems and ended sessions, the live sessions' `SessionStats`, the `Pipeline`'s and each sink's
+counts -- read when Prometheus scrapes, by a custom collector (`ServiceMetrics`), so the decoding
+and delivery paths pay nothing for the metrics. Those numbers live on the event loop (the
+listeners' sessions are changed there), so each request runs its reading on the loop
+(`Collector.snapshot`, `readiness`, `templates`, `liveness`) and waits for it at most
+`loop_timeout` seconds: a loop that does not run the callback in that time is blocked, and every
+endpoint answers 503, which is what makes /healthz a liveness check. The server runs in threads
+of its own, so it answers even then. With `--workers N` the supervisor serves the endpoints with
+the same four readings, made of what its workers report (`ipfix_antrea.supervisor`).
+
+Labels stay bounded: `input` (one per --input), `sink` (one per --sink), `kind` (the monitor's
+problem kinds) and `exporter` (the first --metrics-exporters exporter addresses, then "other";
+see `ipfix_antrea.monitor`).
+
+This module needs prometheus_client (the [collector] extra); the collector imports it only when
+--metrics-listen is given.
+"""
+
 from __future__ import annotations
 
 import asyncio

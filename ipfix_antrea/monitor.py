@@ -1,19 +1,21 @@
-# What the collector tells its operator: problems (counted, logged once per kind and exporter),
-# the periodic one-line status, and the summary at the end.
-#
-# Every problem with an exporter's input -- malformed messages and sets, a stream that cannot be
-# framed, a failed TLS handshake, a refused exporter, dropped datagrams -- goes through `report`,
-# which counts it by kind and logs only the first of each kind per exporter: an exporter that
-# sends garbage ten thousand times a second produces one log line and a counter, and cannot drown
-# what other exporters' problems say. Counters of the decoding sessions (`SessionStats`) are
-# summed over live sessions and those that ended (`session_ended` folds them into the totals), so
-# the numbers only grow, however many exporters come and go.
-#
-# The totals are kept per input and per exporter, for the metrics (`ipfix_antrea.metrics`). An
-# exporter is its address (all its UDP ports and TCP connections); the first `max_exporters`
-# exporters to start a session get a label of their own and every later one counts as "other",
-# decided when the session starts and never moved, so that each label's counters only grow and a
-# scan from many addresses cannot make the number of labels grow without bound.
+"""What the collector tells its operator: problems (counted, logged once per kind and exporter),
+the periodic one-line status, and the summary at the end.
+
+Every problem with an exporter's input -- malformed messages and sets, a stream that cannot be
+framed, a failed TLS handshake, a refused exporter, dropped datagrams -- goes through `report`,
+which counts it by kind and logs only the first of each kind per exporter: an exporter that
+sends garbage ten thousand times a second produces one log line and a counter, and cannot drown
+what other exporters' problems say. Counters of the decoding sessions (`SessionStats`) are
+summed over live sessions and those that ended (`session_ended` folds them into the totals), so
+the numbers only grow, however many exporters come and go.
+
+The totals are kept per input and per exporter, for the metrics (`ipfix_antrea.metrics`). An
+exporter is its address (all its UDP ports and TCP connections); the first `max_exporters`
+exporters to start a session get a label of their own and every later one counts as "other",
+decided when the session starts and never moved, so that each label's counters only grow and a
+scan from many addresses cannot make the number of labels grow without bound.
+"""
+
 from __future__ import annotations
 
 import logging

@@ -1,23 +1,25 @@
-# The collector as a running service: inputs -> decoder -> bounded queue -> sinks.
-#
-# Everything network runs on one asyncio event loop: the listeners (`udp://`, `tcp://`, `tls://`)
-# decode as bytes arrive and hand batches to their `Intake` (this module's `_Intake`, one per
-# listener, so that counters stay per input), which checks the allow-list, logs problems through
-# the `Monitor` and queues batches in the `Pipeline`, whose own thread writes them to the sinks.
-# Finite inputs (files, captures) run one after another in a worker thread and block on the queue
-# when it is full, which is their backpressure. Every part is built by the constructor; `serve`
-# only starts and stops them.
-#
-# The run ends when the finite inputs are done and there is no listener, or on SIGTERM/SIGINT:
-# stop accepting (listeners stop, connections hand over what they had received), drain the
-# queue, flush and close every sink. A second signal while draining gives up at once. A sink that
-# fails is dropped while the others go on (what it did not get is counted for it); the run ends
-# when no sink is left, or when standard output was closed (`| head`).
-#
-# Operations (`metrics_listen`): an HTTP server (`ipfix_antrea.metrics`, imported only then) reads
-# what the parts already count through `snapshot`, `readiness`, `templates` and `liveness`, which
-# run on the event loop, where the listeners' sessions live. A worker process of `--workers N`
-# hands the same readings to its supervisor instead (`ipfix_antrea.channel`).
+"""The collector as a running service: inputs -> decoder -> bounded queue -> sinks.
+
+Everything network runs on one asyncio event loop: the listeners (`udp://`, `tcp://`, `tls://`)
+decode as bytes arrive and hand batches to their `Intake` (this module's `_Intake`, one per
+listener, so that counters stay per input), which checks the allow-list, logs problems through
+the `Monitor` and queues batches in the `Pipeline`, whose own thread writes them to the sinks.
+Finite inputs (files, captures) run one after another in a worker thread and block on the queue
+when it is full, which is their backpressure. Every part is built by the constructor; `serve`
+only starts and stops them.
+
+The run ends when the finite inputs are done and there is no listener, or on SIGTERM/SIGINT:
+stop accepting (listeners stop, connections hand over what they had received), drain the
+queue, flush and close every sink. A second signal while draining gives up at once. A sink that
+fails is dropped while the others go on (what it did not get is counted for it); the run ends
+when no sink is left, or when standard output was closed (`| head`).
+
+Operations (`metrics_listen`): an HTTP server (`ipfix_antrea.metrics`, imported only then) reads
+what the parts already count through `snapshot`, `readiness`, `templates` and `liveness`, which
+run on the event loop, where the listeners' sessions live. A worker process of `--workers N`
+hands the same readings to its supervisor instead (`ipfix_antrea.channel`).
+"""
+
 from __future__ import annotations
 
 import asyncio

@@ -1,22 +1,24 @@
-# The numbers of several worker processes as one collector's (`ipfix-collect --workers N`).
-#
-# Each worker reports what a collector alone would show (`ipfix_antrea.channel.WorkerReport`);
-# the supervisor adds them up here, for its status line, its metrics and its summary, so that
-# these read as they do without workers: records, drops, session counters and problems are sums;
-# each sink's delivered and undelivered records are sums over the workers' instances of that sink
-# (which have one name, or the spec's when they differ: `jsonl:flows-w0.jsonl`,
-# `jsonl:flows-w1.jsonl` -> `jsonl:flows.jsonl`); a sink failed if it failed in any worker, and is
-# ready when it is in every one.
-#
-# Every counter only grows, also across restarts: a worker process that is gone leaves its last
-# numbers in the totals (`ended`), with its levels (queue, open sessions, templates held, records
-# in flight) at zero, and when it died rather than ended, what it had accepted but not delivered
-# to a sink counted as undelivered for that sink, since nobody will deliver it now. Combining is
-# associative, so the supervisor folds the incarnations that ended into one report per worker.
-#
-# Exporter labels are bounded again (`ExporterLabels`): each worker gives labels to the first
-# --metrics-exporters exporters it sees, and the supervisor keeps the first --metrics-exporters of
-# those, for good, and counts every other as "other".
+"""The numbers of several worker processes as one collector's (`ipfix-collect --workers N`).
+
+Each worker reports what a collector alone would show (`ipfix_antrea.channel.WorkerReport`);
+the supervisor adds them up here, for its status line, its metrics and its summary, so that
+these read as they do without workers: records, drops, session counters and problems are sums;
+each sink's delivered and undelivered records are sums over the workers' instances of that sink
+(which have one name, or the spec's when they differ: `jsonl:flows-w0.jsonl`,
+`jsonl:flows-w1.jsonl` -> `jsonl:flows.jsonl`); a sink failed if it failed in any worker, and is
+ready when it is in every one.
+
+Every counter only grows, also across restarts: a worker process that is gone leaves its last
+numbers in the totals (`ended`), with its levels (queue, open sessions, templates held, records
+in flight) at zero, and when it died rather than ended, what it had accepted but not delivered
+to a sink counted as undelivered for that sink, since nobody will deliver it now. Combining is
+associative, so the supervisor folds the incarnations that ended into one report per worker.
+
+Exporter labels are bounded again (`ExporterLabels`): each worker gives labels to the first
+--metrics-exporters exporters it sees, and the supervisor keeps the first --metrics-exporters of
+those, for good, and counts every other as "other".
+"""
+
 from __future__ import annotations
 
 from collections import Counter

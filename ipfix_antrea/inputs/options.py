@@ -1,6 +1,8 @@
-# What the network inputs share: reading spec options (`?rcvbuf=8M&reuseport=1`), resolving the
-# address to bind, binding one socket or several on one port, and writing addresses back the way
-# specs and logs show them.
+"""What the network inputs share: reading spec options (`?rcvbuf=8M&reuseport=1`), resolving the
+address to bind, binding one socket or several on one port, and writing addresses back the way
+specs and logs show them.
+"""
+
 from __future__ import annotations
 
 import argparse

@@ -1,32 +1,34 @@
-# `pcap:PATH[?port=N,...]`: replay the IPFIX of a packet capture, each flow its own session.
-#
-# A capture (classic pcap in either byte order, micro- or nanosecond; or pcapng) is read packet by
-# packet with dpkt's readers, so memory does not grow with the file. dpkt hands over link-layer
-# frames; the link, IP, UDP and TCP headers are parsed here with `struct`, because replaying needs
-# exact lengths that dpkt's lenient decoders hide: a packet cut by the snapshot length must not be
-# decoded as a whole datagram, and TCP reassembly needs the sequence space as it was sent.
-#
-# Which traffic is IPFIX. With `?port=N[,M...]`, every UDP datagram and TCP connection *to* one of
-# those ports (what tshark calls "decode as"). Without, a UDP flow is taken when a datagram starts
-# with a plausible IPFIX message (version 10, a length that fits, a first set header that fits),
-# and a TCP connection when its first payload octets do; the rest is counted, not decoded.
-#
-# One `Session` per flow, as RFC 7011 scopes templates to the transport session:
-# - UDP, keyed by (exporter address, port, collector address, port): each datagram goes through
-#   `decode_datagram` with the packet's capture time as `now`, so template expiry runs on the
-#   capture's clock. A malformed datagram is reported on its batch and the flow goes on.
-# - TCP, keyed the same way, one direction of one connection: segments are put back in sequence
-#   order (retransmissions and overlaps trimmed, out-of-order segments held up to a bound) and the
-#   in-order bytes fed to `Session.feed`. A SYN sets the initial sequence number; a capture that
-#   starts mid-connection starts the stream at the first segment that begins with a plausible
-#   message header. A framing error closes that stream (reported on a batch naming the flow), as
-#   does a gap the capture never fills; other flows go on. FIN or RST ends the session, and a
-#   message cut short by it is reported.
-# IPv4 and IPv6 fragments of UDP and TCP are reassembled (exporters do send UDP messages larger
-# than the path MTU), bounded in number and in capture time.
-#
-# A capture file that is cut short or corrupt stops the replay there: the flows are finished and
-# a last batch carries the error; every record decoded before is still yielded.
+"""`pcap:PATH[?port=N,...]`: replay the IPFIX of a packet capture, each flow its own session.
+
+A capture (classic pcap in either byte order, micro- or nanosecond; or pcapng) is read packet by
+packet with dpkt's readers, so memory does not grow with the file. dpkt hands over link-layer
+frames; the link, IP, UDP and TCP headers are parsed here with `struct`, because replaying needs
+exact lengths that dpkt's lenient decoders hide: a packet cut by the snapshot length must not be
+decoded as a whole datagram, and TCP reassembly needs the sequence space as it was sent.
+
+Which traffic is IPFIX. With `?port=N[,M...]`, every UDP datagram and TCP connection *to* one of
+those ports (what tshark calls "decode as"). Without, a UDP flow is taken when a datagram starts
+with a plausible IPFIX message (version 10, a length that fits, a first set header that fits),
+and a TCP connection when its first payload octets do; the rest is counted, not decoded.
+
+One `Session` per flow, as RFC 7011 scopes templates to the transport session:
+- UDP, keyed by (exporter address, port, collector address, port): each datagram goes through
+  `decode_datagram` with the packet's capture time as `now`, so template expiry runs on the
+  capture's clock. A malformed datagram is reported on its batch and the flow goes on.
+- TCP, keyed the same way, one direction of one connection: segments are put back in sequence
+  order (retransmissions and overlaps trimmed, out-of-order segments held up to a bound) and the
+  in-order bytes fed to `Session.feed`. A SYN sets the initial sequence number; a capture that
+  starts mid-connection starts the stream at the first segment that begins with a plausible
+  message header. A framing error closes that stream (reported on a batch naming the flow), as
+  does a gap the capture never fills; other flows go on. FIN or RST ends the session, and a
+  message cut short by it is reported.
+IPv4 and IPv6 fragments of UDP and TCP are reassembled (exporters do send UDP messages larger
+than the path MTU), bounded in number and in capture time.
+
+A capture file that is cut short or corrupt stops the replay there: the flows are finished and
+a last batch carries the error; every record decoded before is still yielded.
+"""
+
 from __future__ import annotations
 
 import ipaddress

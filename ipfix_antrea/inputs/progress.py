@@ -1,17 +1,19 @@
-# Progress of file and capture inputs on a terminal: bytes read of the total, records, the rates
-# and the time left, on one line of stderr that redraws itself (tqdm).
-#
-# A conversion of a large capture can take minutes; without a sign of life a user cannot tell a
-# slow run from a hung one. So `--progress auto` (the default) shows a line per input while it is
-# read, when stderr is a terminal, unless `-q` (or a log level above info) asks for silence or
-# the documents themselves go to that terminal (a `stdout` sink on a terminal would be garbled by
-# it). Piped or redirected stderr, as in services and CI, never gets one. `--progress on|off`
-# decides regardless.
-#
-# tqdm is imported only when a line is shown; it is in the `[collector]` extra. The inputs call
-# `advance` per chunk or per batch; it redraws at most five times a second, so its cost is a clock
-# read. While a line is up, the collector's log lines go through tqdm, which clears the line,
-# writes the message and draws the line again below it.
+"""Progress of file and capture inputs on a terminal: bytes read of the total, records, the rates
+and the time left, on one line of stderr that redraws itself (tqdm).
+
+A conversion of a large capture can take minutes; without a sign of life a user cannot tell a
+slow run from a hung one. So `--progress auto` (the default) shows a line per input while it is
+read, when stderr is a terminal, unless `-q` (or a log level above info) asks for silence or
+the documents themselves go to that terminal (a `stdout` sink on a terminal would be garbled by
+it). Piped or redirected stderr, as in services and CI, never gets one. `--progress on|off`
+decides regardless.
+
+tqdm is imported only when a line is shown; it is in the `[collector]` extra. The inputs call
+`advance` per chunk or per batch; it redraws at most five times a second, so its cost is a clock
+read. While a line is up, the collector's log lines go through tqdm, which clears the line,
+writes the message and draws the line again below it.
+"""
+
 from __future__ import annotations
 
 import argparse

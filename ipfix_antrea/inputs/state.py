@@ -1,33 +1,35 @@
-# UDP templates on disk (`--state-dir DIR`), so that they survive a restart of the collector.
-#
-# UDP exporters send each template once and then only every few minutes (Antrea: 600 s; some
-# routers: 30 min). A collector that restarts has lost them, and drops every data set until the
-# next refresh. So each UDP input keeps its exporters' templates in a file of its own,
-# `DIR/udp-<host>-<port>.json`, and reads it back at start.
-#
-# What is stored is the templates' wire form, not a pickle: per exporter (address and port, or
-# address alone with `--udp-template-scope address`) and observation domain, the template records'
-# bytes as the exporter sent them (`Session.export_templates`), in hex, with their age. Loading
-# parses them with the same construct declaration and checks as templates that arrive
-# (`Session.import_templates`), so a record that is not valid is refused like one on the wire. The
-# file itself is checked before anything in it is used: JSON of our format and version, saved with
-# the same template scope, every field of the expected type. A file that is not is reported and
-# ignored (templates are then learned again from the exporters), never a crash.
-#
-# Ages are seconds since the exporter last sent the template, at `saved_at` (wall clock): after
-# a restart they go on counting, so a template whose lifetime ran out while we were down is not
-# used, and the others expire when they would have.
-#
-# Writing is atomic: a temporary file in the same directory, written, fsync'ed, renamed over the
-# old one, and the directory fsync'ed; a reader (or a crash) sees the old file or the new one,
-# never half of one. A lock file (flock) keeps two collectors from sharing one state file.
-#
-# Worker processes (`--workers N`): each writes a file of its own, `udp-<host>-<port>-wK.json`.
-# SO_REUSEPORT may give an exporter to another worker after a restart (or with another number of
-# workers), so every process reads every file of its input, its own, the other workers' and the
-# one a collector alone writes, and of each template (exporter, domain, template id) takes the
-# one the exporter sent last. A file that cannot be used is reported and skipped; the others
-# still count.
+"""UDP templates on disk (`--state-dir DIR`), so that they survive a restart of the collector.
+
+UDP exporters send each template once and then only every few minutes (Antrea: 600 s; some
+routers: 30 min). A collector that restarts has lost them, and drops every data set until the
+next refresh. So each UDP input keeps its exporters' templates in a file of its own,
+`DIR/udp-<host>-<port>.json`, and reads it back at start.
+
+What is stored is the templates' wire form, not a pickle: per exporter (address and port, or
+address alone with `--udp-template-scope address`) and observation domain, the template records'
+bytes as the exporter sent them (`Session.export_templates`), in hex, with their age. Loading
+parses them with the same construct declaration and checks as templates that arrive
+(`Session.import_templates`), so a record that is not valid is refused like one on the wire. The
+file itself is checked before anything in it is used: JSON of our format and version, saved with
+the same template scope, every field of the expected type. A file that is not is reported and
+ignored (templates are then learned again from the exporters), never a crash.
+
+Ages are seconds since the exporter last sent the template, at `saved_at` (wall clock): after
+a restart they go on counting, so a template whose lifetime ran out while we were down is not
+used, and the others expire when they would have.
+
+Writing is atomic: a temporary file in the same directory, written, fsync'ed, renamed over the
+old one, and the directory fsync'ed; a reader (or a crash) sees the old file or the new one,
+never half of one. A lock file (flock) keeps two collectors from sharing one state file.
+
+Worker processes (`--workers N`): each writes a file of its own, `udp-<host>-<port>-wK.json`.
+SO_REUSEPORT may give an exporter to another worker after a restart (or with another number of
+workers), so every process reads every file of its input, its own, the other workers' and the
+one a collector alone writes, and of each template (exporter, domain, template id) takes the
+one the exporter sent last. A file that cannot be used is reported and skipped; the others
+still count.
+"""
+
 from __future__ import annotations
 
 import contextlib

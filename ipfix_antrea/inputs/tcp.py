@@ -1,30 +1,32 @@
-# `tcp://HOST:PORT` and `tls://HOST:PORT`: IPFIX over a byte stream (RFC 7011 §10.4, §11).
-#
-# Every connection is a transport session with its own `Session`: its templates live exactly as
-# long as the connection (TCP templates never expire, RFC 7011 §8.1). Messages are framed by the
-# length in their header, across reads, by `Session.feed`.
-#
-# Backpressure is the stream's own: a connection hands each read's records to `Intake.put`, which
-# waits while the delivery queue is full; while it waits it does not read, the kernel's receive
-# buffer fills and TCP's window closes on the exporter. Nothing accepted is dropped.
-#
-# A stream that cannot be framed (a header that is not IPFIX) cannot be resynchronised: every
-# later byte is unaligned. The records before the bad message are delivered, the problem is
-# reported, and the connection is closed (RFC 7011 §10.4.1.2 lets the collector reset it); the
-# exporter reconnects and resends its templates. Other connections are not disturbed.
-#
-# Worker processes (`--workers N`) share one listening socket and take turns accepting from it: a
-# worker accepts one connection per turn of its event loop, and then leaves the next ones to the
-# others for `ACCEPT_TURN` (50 ms). So a busy worker, slow to come back to its loop, takes fewer
-# new exporters, and a handful of exporters that connect at once are shared out evenly (the
-# kernel's SO_REUSEPORT hashing gives 4 connections to 2 workers as 4-0 or 3-1 more often than
-# not). A connection's records stay with the worker that accepted it.
-#
-# TLS (`tls://`) is TCP with a handshake first: certificate and key from `--tls-cert`/`--tls-key`,
-# TLS 1.2 at least (RFC 7011 §11.1 asks for 1.2-era TLS), and with `--tls-client-ca` exporters
-# must present a certificate signed by that CA (mutual TLS, as the Flow Aggregator can do). The
-# allow-list is checked before the handshake, so refused exporters cost nothing; a failed or slow
-# handshake (`handshake_timeout`) is counted and logged once per exporter.
+"""`tcp://HOST:PORT` and `tls://HOST:PORT`: IPFIX over a byte stream (RFC 7011 §10.4, §11).
+
+Every connection is a transport session with its own `Session`: its templates live exactly as
+long as the connection (TCP templates never expire, RFC 7011 §8.1). Messages are framed by the
+length in their header, across reads, by `Session.feed`.
+
+Backpressure is the stream's own: a connection hands each read's records to `Intake.put`, which
+waits while the delivery queue is full; while it waits it does not read, the kernel's receive
+buffer fills and TCP's window closes on the exporter. Nothing accepted is dropped.
+
+A stream that cannot be framed (a header that is not IPFIX) cannot be resynchronised: every
+later byte is unaligned. The records before the bad message are delivered, the problem is
+reported, and the connection is closed (RFC 7011 §10.4.1.2 lets the collector reset it); the
+exporter reconnects and resends its templates. Other connections are not disturbed.
+
+Worker processes (`--workers N`) share one listening socket and take turns accepting from it: a
+worker accepts one connection per turn of its event loop, and then leaves the next ones to the
+others for `ACCEPT_TURN` (50 ms). So a busy worker, slow to come back to its loop, takes fewer
+new exporters, and a handful of exporters that connect at once are shared out evenly (the
+kernel's SO_REUSEPORT hashing gives 4 connections to 2 workers as 4-0 or 3-1 more often than
+not). A connection's records stay with the worker that accepted it.
+
+TLS (`tls://`) is TCP with a handshake first: certificate and key from `--tls-cert`/`--tls-key`,
+TLS 1.2 at least (RFC 7011 §11.1 asks for 1.2-era TLS), and with `--tls-client-ca` exporters
+must present a certificate signed by that CA (mutual TLS, as the Flow Aggregator can do). The
+allow-list is checked before the handshake, so refused exporters cost nothing; a failed or slow
+handshake (`handshake_timeout`) is counted and logged once per exporter.
+"""
+
 from __future__ import annotations
 
 import argparse

@@ -1,47 +1,48 @@
-# `udp://HOST:PORT`: IPFIX over UDP (RFC 7011 §10.3), one message per datagram.
-#
-# Each exporter (address, port) is a transport session with a `Session` of its own, so two
-# exporters that use the same template ids never see each other's templates. UDP templates are
-# soft state: they expire `template_lifetime` seconds after they were last sent (default 1800 s,
-# three times Antrea's 600 s refresh), and an exporter that has been silent that long is
-# forgotten (its counters move into the totals), so memory follows the live exporters.
-#
-# Template scope. RFC 7011 scopes templates to the transport session, which for UDP is the
-# exporter's (address, port): an exporter that restarts on a new source port is a new session and
-# must send its templates again before its data decodes. With `--udp-template-scope address` the
-# session is the exporter's address alone (as nfdump, pmacct and GoFlow2 do), so a restarted
-# exporter's data decodes with the templates it sent before. Sequence numbers stay per transport
-# session: when the source port changes, the count starts over (`Session.reset_sequence_numbers`)
-# rather than reporting the restart as a gap. The cost: exporters behind one address (NAT, two
-# exporting processes on one host) share one template space.
-#
-# Template persistence (`--state-dir`, `state.py`): the templates of every exporter are written to
-# a file on a timer (`state_interval`), soon after a template is added, changed or withdrawn, and
-# at shutdown; at start they are read back and given to each exporter's session when it first
-# sends, so data that arrives before the exporter's next refresh is decoded. A crash loses what
-# changed since the last write, and only until the exporters' next refresh. One of several worker
-# processes (`adopt`) writes a file of its own and reads every worker's (`state.py`).
-#
-# Reading: when the socket is readable, up to `READ_BURST` datagrams are read and decoded in one
-# turn of the event loop (a turn costs about what decoding a datagram does).
-# While datagrams come faster than one per turn, the listener stops waking up for each and reads
-# what came every `POLL_INTERVAL` (1 ms; the receive buffer holds far more than that), so that a
-# turn of the loop reads several; when a turn finds one or none, it waits for the socket again.
-# Decoded records are
-# handed over per exporter when `HAND_OVER_RECORDS` of them or `HAND_OVER_INTERVAL` (10 ms) have
-# built up, and whenever the socket has nothing left: a batch through the queue costs about what
-# decoding a datagram does, and an exporter sends only a record or two per datagram.
-#
-# UDP has no backpressure. An exporter's batch whose records do not fit in the delivery queue is
-# dropped, and its records counted as dropped; the kernel's receive buffer is what absorbs bursts while
-# the collector is busy elsewhere, and it decides the highest rate taken without loss (with the
-# kernel's default of 208 KiB, about a third of what 4 MiB gives; docs/performance.md). So we ask
-# for 4 MiB unless told otherwise (`rcvbuf`, `--udp-rcvbuf`). The kernel caps it at
-# net.core.rmem_max: when an explicit size is capped, we say so at start. `reuseport` sets SO_REUSEPORT so several collectors can
-# share a port (the kernel spreads exporters between them).
-#
-# Options, in the spec (`udp://0.0.0.0:4739?rcvbuf=8M&reuseport=1`) or as flags for every UDP
-# input (`--udp-rcvbuf`, `--udp-reuse-port`); the spec wins.
+"""`udp://HOST:PORT`: IPFIX over UDP (RFC 7011 §10.3), one message per datagram.
+
+Each exporter (address, port) is a transport session with a `Session` of its own, so two
+exporters that use the same template ids never see each other's templates. UDP templates are
+soft state: they expire `template_lifetime` seconds after they were last sent (default 1800 s,
+three times Antrea's 600 s refresh), and an exporter that has been silent that long is
+forgotten (its counters move into the totals), so memory follows the live exporters.
+
+Template scope. RFC 7011 scopes templates to the transport session, which for UDP is the
+exporter's (address, port): an exporter that restarts on a new source port is a new session and
+must send its templates again before its data decodes. With `--udp-template-scope address` the
+session is the exporter's address alone (as nfdump, pmacct and GoFlow2 do), so a restarted
+exporter's data decodes with the templates it sent before. Sequence numbers stay per transport
+session: when the source port changes, the count starts over (`Session.reset_sequence_numbers`)
+rather than reporting the restart as a gap. The cost: exporters behind one address (NAT, two
+exporting processes on one host) share one template space.
+
+Template persistence (`--state-dir`, `state.py`): the templates of every exporter are written to
+a file on a timer (`state_interval`), soon after a template is added, changed or withdrawn, and
+at shutdown; at start they are read back and given to each exporter's session when it first
+sends, so data that arrives before the exporter's next refresh is decoded. A crash loses what
+changed since the last write, and only until the exporters' next refresh. One of several worker
+processes (`adopt`) writes a file of its own and reads every worker's (`state.py`).
+
+Reading: when the socket is readable, up to `READ_BURST` datagrams are read and decoded in one
+turn of the event loop (a turn costs about what decoding a datagram does). While datagrams come
+faster than one per turn, the listener stops waking up for each and reads what came every
+`POLL_INTERVAL` (1 ms; the receive buffer holds far more than that), so that a turn of the loop
+reads several; when a turn finds one or none, it waits for the socket again. Decoded records are
+handed over per exporter when `HAND_OVER_RECORDS` of them or `HAND_OVER_INTERVAL` (10 ms) have
+built up, and whenever the socket has nothing left: a batch through the queue costs about what
+decoding a datagram does, and an exporter sends only a record or two per datagram.
+
+UDP has no backpressure. An exporter's batch whose records do not fit in the delivery queue is
+dropped, and its records counted as dropped; the kernel's receive buffer is what absorbs bursts
+while the collector is busy elsewhere, and it decides the highest rate taken without loss (with
+the kernel's default of 208 KiB, about a third of what 4 MiB gives; docs/performance.md). So we
+ask for 4 MiB unless told otherwise (`rcvbuf`, `--udp-rcvbuf`). The kernel caps it at
+net.core.rmem_max: when an explicit size is capped, we say so at start. `reuseport` sets
+SO_REUSEPORT so several collectors can share a port (the kernel spreads exporters between them).
+
+Options, in the spec (`udp://0.0.0.0:4739?rcvbuf=8M&reuseport=1`) or as flags for every UDP
+input (`--udp-rcvbuf`, `--udp-reuse-port`); the spec wins.
+"""
+
 from __future__ import annotations
 
 import argparse

@@ -1,13 +1,15 @@
-# The sink interface, and the JSON-lines writer that the file and stdout sinks share.
-#
-# A sink receives documents (plain dicts, JSON-ready) in batches. Batching is the unit of work
-# because every real output wants it: a file write, a pipe write, an Elasticsearch _bulk request.
-# A sink knows nothing about IPFIX, sessions or inputs; the collector knows sinks only through this
-# interface and the scheme registry in `ipfix_antrea.sinks`, never by class name (the ipfixcol2
-# output-plugin idea). Adding a sink = one module + one `register_sink` call.
-#
-# Serialisation is orjson, one document per line, each line `\n`-terminated (JSON Lines). A batch
-# is serialised into one buffer and handed to the stream in a single write.
+r"""The sink interface, and the JSON-lines writer that the file and stdout sinks share.
+
+A sink receives documents (plain dicts, JSON-ready) in batches. Batching is the unit of work
+because every real output wants it: a file write, a pipe write, an Elasticsearch _bulk request.
+A sink knows nothing about IPFIX, sessions or inputs; the collector knows sinks only through this
+interface and the scheme registry in `ipfix_antrea.sinks`, never by class name (the ipfixcol2
+output-plugin idea). Adding a sink = one module + one `register_sink` call.
+
+Serialisation is orjson, one document per line, each line `\n`-terminated (JSON Lines). A batch
+is serialised into one buffer and handed to the stream in a single write.
+"""
+
 from __future__ import annotations
 
 import bisect

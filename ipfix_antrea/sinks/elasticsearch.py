@@ -1,41 +1,43 @@
-# `elasticsearch:URL[,URL...]`: flow documents into Elasticsearch through the bulk API.
-#
-# What it promises: every document the collector hands over is indexed, or written to the
-# dead-letter file with the reason Elasticsearch gave, or (when the retry budget runs out) written
-# there as undelivered and reported in a SinkError. Nothing is dropped silently, and every outcome
-# is counted (`stats()`).
-#
-# How:
-# * write() serialises each document with orjson straight into the lines of a `_bulk` request
-#   (an action line naming the daily index, then the document) and collects them into a batch,
-#   sent when it reaches --es-batch-docs documents or --es-batch-bytes bytes, or is older than
-#   --es-flush-interval. Serialising in the caller's thread and sending from --es-in-flight worker
-#   threads keeps Elasticsearch busy while the next batch is built.
-# * Backpressure: when every worker is busy (Elasticsearch slow or down), write() blocks until one
-#   is free. The collector's bounded queue then fills and its inputs stop reading.
-# * Retries: a request that fails with 408, 429, a 5xx, a connection error or a timeout is sent
-#   again after a growing pause (0.25 s doubling to 5 s, with jitter), for --es-retry-for seconds
-#   from its first failure (0 = for ever). The same applies to the documents of a bulk response
-#   that failed on their own with 408, 429 or a 5xx. Other per-document errors (mapping
-#   conflicts, values the mapping refuses) are final: those documents go to the dead-letter file.
-#   Other whole-request errors (401, 403, 413...) fail the sink: no retry changes the answer.
-# * Index: the name comes from the document's `@timestamp` in UTC through a strftime pattern
-#   (default `flow-%Y.%m.%d`, the daily indices of Antrea's Logstash pipeline and its `flow-*`
-#   dashboards). The sink installs an index template for the pattern, derived from the
-#   information-element registry (`es_mapping`), before it sends any document.
-# * Start-up: the collector often starts before Elasticsearch (Kubernetes starts pods in any
-#   order), so opening the sink never waits for the cluster. The template is installed by a
-#   thread of its own, retried like a bulk request; until it is, the sink is not `ready()`, and
-#   batches wait for it in their request slots, so that a write blocks once every slot is taken:
-#   the same backpressure as a slow cluster. When the retry budget runs out, the sink fails and
-#   what it holds goes to the dead-letter file.
-# * The dead-letter file is created when the first document has to go there (in a directory
-#   created then too), so a sink that never refuses anything writes nothing to disk.
-# * Ids: by default Elasticsearch assigns them (its fastest path). With --es-ids derived, each
-#   document's `_id` is `ipfix_antrea.documents.document_id` and the action is `create`, so a replay
-#   of the same IPFIX after a crash is refused as a duplicate (409, counted) instead of stored twice.
-#   Without derived ids, a request whose outcome is unknown (the connection dropped mid-request) is
-#   sent again and may store documents twice; a refused connection or an error answer cannot.
+"""`elasticsearch:URL[,URL...]`: flow documents into Elasticsearch through the bulk API.
+
+What it promises: every document the collector hands over is indexed, or written to the
+dead-letter file with the reason Elasticsearch gave, or (when the retry budget runs out) written
+there as undelivered and reported in a SinkError. Nothing is dropped silently, and every outcome
+is counted (`stats()`).
+
+How:
+* write() serialises each document with orjson straight into the lines of a `_bulk` request
+  (an action line naming the daily index, then the document) and collects them into a batch,
+  sent when it reaches --es-batch-docs documents or --es-batch-bytes bytes, or is older than
+  --es-flush-interval. Serialising in the caller's thread and sending from --es-in-flight worker
+  threads keeps Elasticsearch busy while the next batch is built.
+* Backpressure: when every worker is busy (Elasticsearch slow or down), write() blocks until one
+  is free. The collector's bounded queue then fills and its inputs stop reading.
+* Retries: a request that fails with 408, 429, a 5xx, a connection error or a timeout is sent
+  again after a growing pause (0.25 s doubling to 5 s, with jitter), for --es-retry-for seconds
+  from its first failure (0 = for ever). The same applies to the documents of a bulk response
+  that failed on their own with 408, 429 or a 5xx. Other per-document errors (mapping
+  conflicts, values the mapping refuses) are final: those documents go to the dead-letter file.
+  Other whole-request errors (401, 403, 413...) fail the sink: no retry changes the answer.
+* Index: the name comes from the document's `@timestamp` in UTC through a strftime pattern
+  (default `flow-%Y.%m.%d`, the daily indices of Antrea's Logstash pipeline and its `flow-*`
+  dashboards). The sink installs an index template for the pattern, derived from the
+  information-element registry (`es_mapping`), before it sends any document.
+* Start-up: the collector often starts before Elasticsearch (Kubernetes starts pods in any
+  order), so opening the sink never waits for the cluster. The template is installed by a
+  thread of its own, retried like a bulk request; until it is, the sink is not `ready()`, and
+  batches wait for it in their request slots, so that a write blocks once every slot is taken:
+  the same backpressure as a slow cluster. When the retry budget runs out, the sink fails and
+  what it holds goes to the dead-letter file.
+* The dead-letter file is created when the first document has to go there (in a directory
+  created then too), so a sink that never refuses anything writes nothing to disk.
+* Ids: by default Elasticsearch assigns them (its fastest path). With --es-ids derived, each
+  document's `_id` is `ipfix_antrea.documents.document_id` and the action is `create`, so a replay
+  of the same IPFIX after a crash is refused as a duplicate (409, counted) instead of stored twice.
+  Without derived ids, a request whose outcome is unknown (the connection dropped mid-request) is
+  sent again and may store documents twice; a refused connection or an error answer cannot.
+"""
+
 from __future__ import annotations
 
 import argparse

@@ -1,36 +1,38 @@
-# The Elasticsearch index template for flow documents, derived from an information-element registry.
-#
-# Antrea's Kibana dashboards were built against indices that Elasticsearch mapped dynamically
-# from Logstash's events: every string `text` with a `keyword` sub-field, ISO timestamps `date`,
-# numbers `long`. Dynamic mapping guesses from the first value it sees, so a field's type could
-# differ between daily indices (a Pod name that looks like a date, an address that is only ever
-# `0.0.0.0`). Here the type comes from the registry instead: the element's RFC 7011 abstract type
-# decides the Elasticsearch type, whatever the value looks like.
-#
-# The mapping is made of `dynamic_templates`, one per Elasticsearch type, each matching the names
-# of the registry's elements of that type (a regular expression over the field's name, below
-# `ipfix.`). Explicit `properties` for every element would not do: the default registry has over
-# 1000 element names, more than Elasticsearch's default limit of 1000 fields per index, and every
-# daily index would carry all of them. With dynamic templates an index maps the fields that occur,
-# each with the type its element has. Matching the leaf name (not the path) also types the
-# elements inside subTemplateList records (`ipfix.<list>.<element>`).
-#
-# Choices per type (see docs/elasticsearch.md for the table):
-# * string -> text + `keyword` sub-field (ignore_above 256: Elasticsearch's own default, which the
-#   dashboards were built on; longer values stay searchable as text).
-# * ipv4Address / ipv6Address -> ip, plus a `keyword` sub-field: Antrea's first dashboards grouped
-#   on `ipfix.sourceIPv4Address.keyword`, and terms on the text form cost little.
-# * dateTimeSeconds / Milliseconds -> date; dateTimeMicroseconds / Nanoseconds -> date_nanos, which
-#   keeps their precision. The formats match the ISO 8601 renderings of docs/json.md.
-# * unsigned64 -> unsigned_long, where the cluster has it (the full distributions do; minimal
-#   builds lack the module), else long; other integers -> long.
-# * float32 / float64 -> double, with ignore_malformed: NaN and infinities render as strings that
-#   Elasticsearch will not store as a number; the document is kept and the field is skipped.
-# * boolean -> boolean; macAddress -> keyword; octetArray and unknown elements (`en<E>:id<N>`,
-#   octetArray hex) -> keyword with a larger ignore_above (a long blob is kept in _source, not
-#   indexed: Lucene refuses terms over 32 KiB).
-# * basicList, subTemplateList, subTemplateMultiList: no rule of their own. Their values are arrays
-#   of their elements' values or objects of named elements, which the other rules type.
+"""The Elasticsearch index template for flow documents, derived from an information-element registry.
+
+Antrea's Kibana dashboards were built against indices that Elasticsearch mapped dynamically
+from Logstash's events: every string `text` with a `keyword` sub-field, ISO timestamps `date`,
+numbers `long`. Dynamic mapping guesses from the first value it sees, so a field's type could
+differ between daily indices (a Pod name that looks like a date, an address that is only ever
+`0.0.0.0`). Here the type comes from the registry instead: the element's RFC 7011 abstract type
+decides the Elasticsearch type, whatever the value looks like.
+
+The mapping is made of `dynamic_templates`, one per Elasticsearch type, each matching the names
+of the registry's elements of that type (a regular expression over the field's name, below
+`ipfix.`). Explicit `properties` for every element would not do: the default registry has over
+1000 element names, more than Elasticsearch's default limit of 1000 fields per index, and every
+daily index would carry all of them. With dynamic templates an index maps the fields that occur,
+each with the type its element has. Matching the leaf name (not the path) also types the
+elements inside subTemplateList records (`ipfix.<list>.<element>`).
+
+Choices per type (see docs/elasticsearch.md for the table):
+* string -> text + `keyword` sub-field (ignore_above 256: Elasticsearch's own default, which the
+  dashboards were built on; longer values stay searchable as text).
+* ipv4Address / ipv6Address -> ip, plus a `keyword` sub-field: Antrea's first dashboards grouped
+  on `ipfix.sourceIPv4Address.keyword`, and terms on the text form cost little.
+* dateTimeSeconds / Milliseconds -> date; dateTimeMicroseconds / Nanoseconds -> date_nanos, which
+  keeps their precision. The formats match the ISO 8601 renderings of docs/json.md.
+* unsigned64 -> unsigned_long, where the cluster has it (the full distributions do; minimal
+  builds lack the module), else long; other integers -> long.
+* float32 / float64 -> double, with ignore_malformed: NaN and infinities render as strings that
+  Elasticsearch will not store as a number; the document is kept and the field is skipped.
+* boolean -> boolean; macAddress -> keyword; octetArray and unknown elements (`en<E>:id<N>`,
+  octetArray hex) -> keyword with a larger ignore_above (a long blob is kept in _source, not
+  indexed: Lucene refuses terms over 32 KiB).
+* basicList, subTemplateList, subTemplateMultiList: no rule of their own. Their values are arrays
+  of their elements' values or objects of named elements, which the other rules type.
+"""
+
 from __future__ import annotations
 
 import re

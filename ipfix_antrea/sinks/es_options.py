@@ -1,7 +1,9 @@
-# The Elasticsearch sink's settings and flags, apart from the sink itself: `ipfix-collect` builds
-# its command line from every sink's flags at start, and the `elasticsearch` client library that
-# the sink needs takes about 0.3 s to import. Keeping the flags here means only runs that use the
-# sink pay for the client (`ipfix_antrea.sinks` opens the sink module when the sink is opened).
+"""The Elasticsearch sink's settings and flags, apart from the sink itself: `ipfix-collect` builds
+its command line from every sink's flags at start, and the `elasticsearch` client library that
+the sink needs takes about 0.3 s to import. Keeping the flags here means only runs that use the
+sink pay for the client (`ipfix_antrea.sinks` opens the sink module when the sink is opened).
+"""
+
 from __future__ import annotations
 
 import argparse

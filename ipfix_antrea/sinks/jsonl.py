@@ -1,17 +1,19 @@
-# `jsonl:PATH`: append JSON Lines to a file, optionally rotated by size and/or time, with the
-# rotated files optionally gzipped and pruned (see `rotation` and docs/jsonl.md).
-#
-# Appending (never truncating) lets repeated runs add to one file, the way Logstash's file output
-# does. Each batch goes to the operating system in one write as soon as `write` is called, with no
-# buffer of our own: a document that `write` accepted is in the file even if the collector is
-# killed a moment later, a file tailer (Filebeat, Vector) sees it at once, and a failed write is
-# the failure of exactly that batch, which is then removed again so that no half line remains.
-# `flush` adds durability on request (`--jsonl-fsync`) and the time-based rotation check, which
-# must run even while no documents arrive.
-#
-# Errors that lose no document (a rotation or compression that failed while the documents still
-# went to the live file) do not fail the `write` that met them, since the collector would then
-# count delivered documents as lost; they are raised by the next `flush` or `close` instead.
+"""`jsonl:PATH`: append JSON Lines to a file, optionally rotated by size and/or time, with the
+rotated files optionally gzipped and pruned (see `rotation` and docs/jsonl.md).
+
+Appending (never truncating) lets repeated runs add to one file, the way Logstash's file output
+does. Each batch goes to the operating system in one write as soon as `write` is called, with no
+buffer of our own: a document that `write` accepted is in the file even if the collector is
+killed a moment later, a file tailer (Filebeat, Vector) sees it at once, and a failed write is
+the failure of exactly that batch, which is then removed again so that no half line remains.
+`flush` adds durability on request (`--jsonl-fsync`) and the time-based rotation check, which
+must run even while no documents arrive.
+
+Errors that lose no document (a rotation or compression that failed while the documents still
+went to the live file) do not fail the `write` that met them, since the collector would then
+count delivered documents as lost; they are raised by the next `flush` or `close` instead.
+"""
+
 from __future__ import annotations
 
 import argparse

@@ -1,15 +1,17 @@
-# `stdout`: JSON Lines on standard output, for pipes (`| jq`, `| head`) and debugging.
-#
-# Writes go to the binary buffer under sys.stdout (orjson produces bytes), looked up when the sink
-# is opened so that a replaced sys.stdout (tests, embedding) is honoured. Closing the sink flushes
-# but never closes the process's stdout.
-#
-# Worker processes (`--workers N`) share one standard output. A pipe keeps a write whole only up
-# to PIPE_BUF (4096 bytes), and a batch is tens of kilobytes, so writes of several processes
-# would interleave inside lines. So each worker writes every batch, and flushes it, while it
-# holds a lock on standard output (`exclusive`): one batch is written at a time, whole. Lines of
-# different workers come in no particular order; each line is whole. Standard output that cannot
-# be locked is refused when the sink opens.
+"""`stdout`: JSON Lines on standard output, for pipes (`| jq`, `| head`) and debugging.
+
+Writes go to the binary buffer under sys.stdout (orjson produces bytes), looked up when the sink
+is opened so that a replaced sys.stdout (tests, embedding) is honoured. Closing the sink flushes
+but never closes the process's stdout.
+
+Worker processes (`--workers N`) share one standard output. A pipe keeps a write whole only up
+to PIPE_BUF (4096 bytes), and a batch is tens of kilobytes, so writes of several processes
+would interleave inside lines. So each worker writes every batch, and flushes it, while it
+holds a lock on standard output (`exclusive`): one batch is written at a time, whole. Lines of
+different workers come in no particular order; each line is whole. Standard output that cannot
+be locked is refused when the sink opens.
+"""
+
 from __future__ import annotations
 
 import argparse
