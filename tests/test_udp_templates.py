@@ -150,8 +150,12 @@ def test_templates_of_exporters_that_did_not_send_since_are_kept_by_the_next_sav
 
 @pytest.mark.parametrize("content", [b"{\"format\": \"ipfix-antr", b"\x00\xff garbage", b"[1, 2, 3]",
                                      json.dumps({"format": "something else", "version": 1}).encode(),
-                                     json.dumps({"format": FORMAT, "version": 99}).encode()],
-                         ids=["cut", "binary", "not-an-object", "foreign", "future-version"])
+                                     json.dumps({"format": FORMAT, "version": 99}).encode(),
+                                     # 127.0.0.1 as a number, which ipaddress would take
+                                     json.dumps({"format": FORMAT, "version": 1, "scope": "session", "saved_at": 0,
+                                                 "exporters": [{"address": 2130706433, "port": 4739,
+                                                                "templates": []}]}).encode()],
+                         ids=["cut", "binary", "not-an-object", "foreign", "future-version", "numeric-address"])
 def test_a_corrupt_or_foreign_state_file_is_reported_and_ignored(tmp_path, content, caplog):
     (tmp_path / "udp-127.0.0.1-0.json").write_bytes(content)
     exporter = Exporter()

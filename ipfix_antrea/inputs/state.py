@@ -237,7 +237,8 @@ def _number(obj: dict, name: str, where: str) -> float:
 def _address(entry: dict, where: str) -> str:
     value = entry.get("address")
     try:
-        return str(ipaddress.ip_address(value))
+        # a string, as saved: ip_address would also take a number (JSON `1` -> 0.0.0.1)
+        return str(ipaddress.ip_address(value if isinstance(value, str) else ""))
     except ValueError:
         raise StateError(f"{where}: address {value!r} is not an IP address") from None
 
@@ -267,7 +268,9 @@ def _template(obj: object, where: str, waited: float) -> SavedTemplate:
         raise StateError(f"{where}: age {age} is negative")
     record = obj.get("record")
     try:
-        data = bytes.fromhex(record)
-    except (TypeError, ValueError):
-        raise StateError(f"{where}: record is not hex") from None
+        data = bytes.fromhex(record) if isinstance(record, str) else None
+    except ValueError:
+        data = None
+    if data is None:
+        raise StateError(f"{where}: record is not hex")
     return SavedTemplate(domain, data, options, age + waited)
