@@ -29,6 +29,7 @@ import pickle
 import socket
 import struct
 from dataclasses import dataclass
+from typing import Any
 
 from .monitor import RunSummary
 from .service import Collector, ServiceSnapshot
@@ -51,18 +52,19 @@ class WorkerReport:
     open_sessions: int  # transport sessions open now (the status line's exporters)
 
 
-async def send(writer: asyncio.StreamWriter, message: tuple) -> None:
+async def send(writer: asyncio.StreamWriter, message: tuple[Any, ...]) -> None:
     """Sends one message (one write: messages from several tasks never interleave)."""
     data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
     writer.write(_FRAME.pack(len(data)) + data)
     await writer.drain()
 
 
-async def receive(reader: asyncio.StreamReader) -> tuple | None:
+async def receive(reader: asyncio.StreamReader) -> tuple[Any, ...] | None:
     """The next message; None when the other end has closed."""
     try:
         size = _FRAME.unpack(await reader.readexactly(_FRAME.size))[0]
-        return pickle.loads(await reader.readexactly(size))
+        message: tuple[Any, ...] = pickle.loads(await reader.readexactly(size))
+        return message
     except (asyncio.IncompleteReadError, ConnectionError):
         return None
 

@@ -45,6 +45,10 @@ from .workers import WorkerInfo
 if TYPE_CHECKING:
     from ipfix_antrea import Registry
 
+    from .documents import TransformScheme
+    from .inputs import InputScheme
+    from .sinks import SinkScheme
+
 __all__ = ["main", "command", "build_parser", "build_setup_parser", "parse_args", "apply_environment",
            "unknown_variables", "exit_status", "ENV_PREFIX"]
 
@@ -62,7 +66,8 @@ DEFAULT_ENRICH = ("antrea",)
 
 
 def _epilog() -> str:
-    width = max(len(s.usage) for s in [*input_schemes(), *sink_schemes()]) + 2
+    schemes: list[InputScheme | SinkScheme] = [*input_schemes(), *sink_schemes()]
+    width = max(len(s.usage) for s in schemes) + 2
     lines = ["inputs (--input, repeatable; network inputs run together, files and captures are",
              "read one after the other; every exporter connection or address has its own session):"]
     lines += [f"  {s.usage:<{width}}{s.help}" for s in input_schemes()]
@@ -185,7 +190,8 @@ def build_parser() -> argparse.ArgumentParser:
     ops.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
 
     add_input_arguments(parser)
-    for plugin in [*transform_schemes(), *sink_schemes()]:
+    plugins: list[TransformScheme | SinkScheme] = [*transform_schemes(), *sink_schemes()]
+    for plugin in plugins:
         if plugin.add_arguments is not None:
             plugin.add_arguments(parser)
     return parser
@@ -260,6 +266,7 @@ def apply_environment(parser: argparse.ArgumentParser, environ: Mapping[str, str
         if name not in environ:
             continue
         text = environ[name]
+        default: object
         try:
             if isinstance(action, argparse._StoreTrueAction):
                 value = text.strip().lower()

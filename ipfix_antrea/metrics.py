@@ -34,7 +34,7 @@ import socket
 import threading
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from socketserver import ThreadingMixIn
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
 
 import orjson
@@ -170,7 +170,7 @@ def _gauge(name: str, help_text: str, value: float) -> Metric:
     return GaugeMetricFamily(PREFIX + name, help_text, value=value)
 
 
-def _labelled(kind: type, name: str, help_text: str, labels: list[str],
+def _labelled(kind: type[CounterMetricFamily | GaugeMetricFamily], name: str, help_text: str, labels: list[str],
               values: Iterable[tuple[tuple[str, ...], float]]) -> Metric:
     family = kind(PREFIX + name, help_text, labels=labels)
     for label_values, value in values:
@@ -213,7 +213,7 @@ class OperationsServer:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
-        self._routes: dict[str, Callable[[dict], tuple[str, str, bytes]]] = {
+        self._routes: dict[str, Callable[[dict[str, Any]], tuple[str, str, bytes]]] = {
             "/metrics": self._metrics, "/healthz": self._healthz, "/readyz": self._readyz,
             "/templates": self._templates}
 
@@ -242,7 +242,7 @@ class OperationsServer:
 
     # ---------------------------------------------------------------- requests
 
-    def _app(self, environ: dict, start_response: Callable) -> list[bytes]:
+    def _app(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
         route = self._routes.get(environ.get("PATH_INFO") or "/")
         if environ.get("REQUEST_METHOD") not in ("GET", "HEAD"):
             status, content_type, body = "405 Method Not Allowed", "text/plain", b"GET only\n"
@@ -261,12 +261,12 @@ class OperationsServer:
         """``call()`` run on the collector's event loop (awaited there when it is a coroutine
         function: a supervisor asks its workers); raises LoopUnresponsive when it has not
         returned within `loop_timeout` seconds."""
-        future: concurrent.futures.Future = concurrent.futures.Future()
+        future: concurrent.futures.Future[T] = concurrent.futures.Future()
 
         def run() -> None:
             if future.set_running_or_notify_cancel():
                 try:
-                    future.set_result(call())
+                    future.set_result(cast(T, call()))  # not a coroutine function: the value itself
                 except BaseException as exc:  # noqa: BLE001 - handed to the waiting thread
                     future.set_exception(exc)
 
@@ -285,20 +285,20 @@ class OperationsServer:
             raise LoopUnresponsive(f"the collector's event loop did not respond within "
                                    f"{self.loop_timeout:g} s") from None
 
-    def _metrics(self, environ: dict) -> tuple[str, str, bytes]:
+    def _metrics(self, environ: dict[str, Any]) -> tuple[str, str, bytes]:
         encode, content_type = choose_encoder(environ.get("HTTP_ACCEPT", ""))
         return "200 OK", content_type, encode(self.registry)
 
-    def _healthz(self, environ: dict) -> tuple[str, str, bytes]:
+    def _healthz(self, environ: dict[str, Any]) -> tuple[str, str, bytes]:
         alive, reason = self._on_loop(self._collector.liveness)
         return ("200 OK" if alive else "503 Service Unavailable"), "text/plain", f"{reason}\n".encode()
 
-    def _readyz(self, environ: dict) -> tuple[str, str, bytes]:
+    def _readyz(self, environ: dict[str, Any]) -> tuple[str, str, bytes]:
         ready, parts = self._on_loop(self._collector.readiness)
         body = "\n".join(["ready" if ready else "not ready", *parts, ""]).encode()
         return ("200 OK" if ready else "503 Service Unavailable"), "text/plain", body
 
-    def _templates(self, environ: dict) -> tuple[str, str, bytes]:
+    def _templates(self, environ: dict[str, Any]) -> tuple[str, str, bytes]:
         sessions = self._on_loop(self._collector.templates)
         return "200 OK", "application/json", orjson.dumps({"sessions": sessions}, option=orjson.OPT_INDENT_2)
 

@@ -43,6 +43,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from .documents import DocumentBuilder
 from .inputs import Batch
@@ -151,7 +152,7 @@ class Pipeline:
         self._not_empty = threading.Condition(self._lock)
         self._not_full = threading.Condition(self._lock)
         self._closing = False
-        self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future]] = []
+        self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
         self._accepted = 0
         self._handled = 0  # records taken off the queue and written to every working sink
         self._refused = 0
@@ -288,7 +289,7 @@ class Pipeline:
         if not outputs or not n:
             self._handled_more(n)
             return
-        docs: list[dict] = []
+        docs: list[dict[str, Any]] = []
         wants_ids = any(o.sink.wants_ids for o in outputs)
         ids: list[str] | None = [] if wants_ids else None
         for batch in batches:
@@ -384,7 +385,7 @@ def _report(sink: Sink, given: int, error: SinkError | None, handled: int) -> Si
                       sink.ready() and error is None, sink.stats(), sink.histograms())
 
 
-def _wake(fut: asyncio.Future) -> None:
+def _wake(fut: asyncio.Future[None]) -> None:
     if not fut.done():
         fut.set_result(None)
 

@@ -31,7 +31,7 @@ import threading
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .documents import DocumentBuilder
 from .inputs import Batch, Input, InputError, Listener
@@ -42,6 +42,9 @@ from .session import SessionStats
 from .sinks import Sink, SinkError
 
 if TYPE_CHECKING:
+    from types import FrameType
+
+    from .metrics import OperationsServer
     from .template import Template
 
 __all__ = ["Collector", "DEFAULT_STATUS_INTERVAL", "EarlySignals", "InputSnapshot", "Operated", "ServiceSnapshot",
@@ -88,7 +91,7 @@ class InputSnapshot:
     name: str
     #: session counters (`SessionStats` fields) by exporter label ("" where the input does not
     #: know its exporters: files)
-    counters: dict[str, Counter] = field(default_factory=dict)
+    counters: dict[str, Counter[str]] = field(default_factory=dict)
     templates: dict[str, int] = field(default_factory=dict)  # exporter label -> templates held now
     sessions: int = 0  # transport sessions open now
     dropped: int = 0  # records dropped: the queue was full (UDP)
@@ -100,7 +103,7 @@ class ServiceSnapshot:
 
     pipeline: PipelineStats
     inputs: list[InputSnapshot]
-    problems: Counter
+    problems: Counter[str]
     exporters_seen: int
     ready: bool
     worker_deaths: int = 0  # worker processes of --workers N that died instead of draining
@@ -175,7 +178,7 @@ class Collector:
         self.started.set()
         reader = asyncio.create_task(asyncio.to_thread(self._read_finite))
         status = asyncio.create_task(self._status_forever()) if self.status_interval > 0 else None
-        waits = {asyncio.create_task(self._stop.wait())}
+        waits: set[asyncio.Task[Any]] = {asyncio.create_task(self._stop.wait())}
         if not self.listeners:
             waits.add(reader)
         await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
@@ -252,7 +255,8 @@ class Collector:
     def _live_stats(self) -> list[SessionStats]:
         """The counters of finite inputs' sessions and listeners' open sessions (listeners'
         ended sessions are in the monitor's totals)."""
-        return [s for inp in [*self.finite, *self.listeners] for s in inp.stats()]
+        inputs: list[Input | Listener] = [*self.finite, *self.listeners]
+        return [s for inp in inputs for s in inp.stats()]
 
     async def _status_forever(self) -> None:
         status = StatusLine()
@@ -300,7 +304,7 @@ class Collector:
         """The numbers behind the metrics: pipeline and sinks, every input by exporter."""
         inputs: dict[str, InputSnapshot] = {}  # by name: the same spec twice is one input here
 
-        def counters(name: str, label: str) -> Counter:
+        def counters(name: str, label: str) -> Counter[str]:
             snap = inputs.setdefault(name, InputSnapshot(name))
             return snap.counters.setdefault(label, Counter())
 
@@ -322,7 +326,7 @@ class Collector:
         return ServiceSnapshot(self.pipeline.stats(), list(inputs.values()), Counter(self.monitor.problems),
                                self.monitor.exporters_seen, ready)
 
-    def templates(self) -> list[dict]:
+    def templates(self) -> list[dict[str, Any]]:
         """The templates each open exporter session holds (network inputs), as JSON."""
         out = []
         for listener in self.listeners:
@@ -359,7 +363,8 @@ def remove_stop_signals(loop: asyncio.AbstractEventLoop) -> None:
             loop.remove_signal_handler(sig)
 
 
-async def wind_down(loop: asyncio.AbstractEventLoop, status: asyncio.Task | None, operations) -> None:
+async def wind_down(loop: asyncio.AbstractEventLoop, status: asyncio.Task[None] | None,
+                    operations: OperationsServer | None) -> None:
     """The end of a run: no more status lines, the operations server and the signal handlers
     gone."""
     if status is not None:
@@ -382,7 +387,7 @@ class EarlySignals:
     def __init__(self) -> None:
         self._pending: list[int] = []
         self._collector: Stoppable | None = None
-        self._previous: dict[int, object] = {}
+        self._previous: dict[int, Callable[[int, FrameType | None], Any] | int | None] = {}
         if threading.current_thread() is threading.main_thread():
             self._previous = {sig: signal.signal(sig, self._caught) for sig in self.SIGNALS}
 
@@ -403,7 +408,7 @@ class EarlySignals:
             signal.signal(sig, handler)
 
 
-def _template_json(domain: int, template: Template) -> dict:
+def _template_json(domain: int, template: Template) -> dict[str, Any]:
     return {"observation_domain_id": domain, "template_id": template.template_id,
             "scope_count": template.scope_count,
             "fields": [{"name": f.name, "element_id": f.element.element_id, "enterprise": f.element.enterprise,
@@ -421,7 +426,7 @@ class Operated(Protocol):
 
     def liveness(self) -> tuple[bool, str]: ...
 
-    def templates(self) -> list[dict] | Awaitable[list[dict]]: ...
+    def templates(self) -> list[dict[str, Any]] | Awaitable[list[dict[str, Any]]]: ...
 
 
 class Stoppable(Protocol):
@@ -430,7 +435,7 @@ class Stoppable(Protocol):
     def on_signal(self, sig: int) -> None: ...
 
 
-def _operations_server(collector: Operated, listen: str):
+def _operations_server(collector: Operated, listen: str) -> OperationsServer:
     try:
         from .metrics import OperationsServer
     except ImportError as exc:

@@ -54,6 +54,7 @@ import time
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from .channel import WorkerReport, receive, send
 from .inputs import InputError, Listener
@@ -137,7 +138,7 @@ class _Worker:
         self.ever_started = False
         self.past: WorkerReport | None = None  # the processes that are gone, combined
         self.deaths: deque[float] = deque()  # monotonic times of recent deaths
-        self.pending: dict[int, asyncio.Future] = {}  # template requests by id
+        self.pending: dict[int, asyncio.Future[list[dict[str, Any]]]] = {}  # template requests by id
 
     @property
     def running(self) -> bool:
@@ -187,7 +188,7 @@ class Supervisor:
     async def serve(self) -> RunSummary:
         loop = self._loop = asyncio.get_running_loop()
         install_stop_signals(loop, self.on_signal)
-        keepers: list[asyncio.Task] = []
+        keepers: list[asyncio.Task[None]] = []
         status = None
         try:
             if self.operations is not None:
@@ -226,7 +227,7 @@ class Supervisor:
         await wind_down(loop, status, self.operations)
         return self.summary()
 
-    async def _until_started(self, workers: list[tuple[_Worker, asyncio.Task]]) -> None:
+    async def _until_started(self, workers: list[tuple[_Worker, asyncio.Task[None]]]) -> None:
         """Waits until each worker listens, or the run is stopping (or its keeper has ended)."""
         stop = asyncio.create_task(self._stop.wait())
         try:
@@ -443,7 +444,7 @@ class Supervisor:
                 problems.append(f"worker {w.index}: {w.report.liveness[1]}")
         return not problems, "; ".join(problems) or "ok"
 
-    async def templates(self) -> list[dict]:
+    async def templates(self) -> list[dict[str, Any]]:
         """The templates the sessions of every worker hold, each session with its worker."""
         asked = []
         loop = asyncio.get_running_loop()

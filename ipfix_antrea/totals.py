@@ -94,8 +94,8 @@ def _settled(sink: SinkReport, accepted: int, died: bool) -> SinkReport:
                    counters={k: 0 if k in SINK_GAUGES else v for k, v in sink.counters.items()})
 
 
-def _sum(counters: Iterable[Counter]) -> Counter:
-    total: Counter = Counter()
+def _sum(counters: Iterable[Counter[str]]) -> Counter[str]:
+    total: Counter[str] = Counter()
     for c in counters:
         total.update(c)
     return total
@@ -115,7 +115,7 @@ def _sinks(per_worker: Sequence[Sequence[SinkReport]], sink_names: Sequence[str]
         if not same:
             continue
         names = {s.name for s in same}
-        counters: Counter = Counter()
+        counters: Counter[str] = Counter()
         for s in same:
             counters.update(s.counters)
         histograms: dict[str, HistogramSnapshot] = {}

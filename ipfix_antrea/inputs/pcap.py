@@ -88,6 +88,8 @@ _IPV6_FRAGMENT = 44
 _FIN, _SYN, _RST = 0x01, 0x02, 0x04
 _SEQ = 1 << 32
 _HALF = 1 << 31
+# IP version, source, destination, identification (IPv4: 16 bits; IPv6: the 4 octets), protocol
+_FragmentKey = tuple[int, bytes, bytes, int | bytes, int]
 
 _U16 = struct.Struct(">H")
 _UDP_HEADER = struct.Struct(">HHH")
@@ -473,7 +475,8 @@ class _Replay:
         if error is None and (flags & _RST or stream.fin_seq == stream.next_seq):
             error = self._close(stream)
         if stream.session is None:  # nothing decoded: not IPFIX, or no payload yet
-            if stream.done or (stream.ipfix is False and flags & (_FIN | _RST)):
+            # _segment may have found it is not IPFIX (mypy keeps the narrowing of the check above)
+            if stream.done or (stream.ipfix is False and flags & (_FIN | _RST)):  # type: ignore[comparison-overlap]
                 del self.tcp[key]
             return
         events = stream.session.take_events()
@@ -616,9 +619,9 @@ class _Reassembly:
     def __init__(self, counters: dict[str, int]) -> None:
         self.counters = counters
         # key -> (capture time of the first fragment, pieces (offset, octets), total length)
-        self._pending: dict[tuple, tuple[float, list[tuple[int, bytes]], list[int | None]]] = {}
+        self._pending: dict[_FragmentKey, tuple[float, list[tuple[int, bytes]], list[int | None]]] = {}
 
-    def add(self, key: tuple, ts: float, offset: int, more: bool, data: bytes) -> bytes | None:
+    def add(self, key: _FragmentKey, ts: float, offset: int, more: bool, data: bytes) -> bytes | None:
         """Adds one fragment; returns the datagram's payload when this completed it."""
         counters = self.counters
         counters["fragments"] += 1
@@ -660,7 +663,7 @@ class _Reassembly:
                 return
             self._drop(key)
 
-    def _drop(self, key: tuple) -> None:
+    def _drop(self, key: _FragmentKey) -> None:
         self.counters["fragments_dropped"] += len(self._pending.pop(key)[1])
 
     def finish(self) -> None:
@@ -687,7 +690,7 @@ def _looks_like_ipfix(payload: bytes, *, whole: bool) -> bool:
         return False
     if length >= 20 and len(payload) >= 20:
         set_id, set_length = _IPFIX_START.unpack_from(payload, 16)
-        return (set_id in (2, 3) or set_id >= 256) and 4 <= set_length <= length - 16
+        return bool((set_id in (2, 3) or set_id >= 256) and 4 <= set_length <= length - 16)
     return True
 
 

@@ -68,7 +68,7 @@ def _installed(module: str) -> bool:
 
 def _isatty(stream: object) -> bool:
     try:
-        return stream.isatty()  # type: ignore[attr-defined]
+        return bool(stream.isatty())  # type: ignore[attr-defined]
     except (AttributeError, ValueError, OSError):
         return False
 
@@ -82,7 +82,7 @@ def add_progress_arguments(parser: argparse.ArgumentParser) -> None:
                    "or documents go to that terminal")
 
 
-def progress_line(enabled: bool, name: str, stream: BinaryIO) -> contextlib.AbstractContextManager:
+def progress_line(enabled: bool, name: str, stream: BinaryIO) -> contextlib.AbstractContextManager[Progress | None]:
     """``with progress_line(...) as progress:`` a `Progress` for reading ``stream``, or None
     when ``enabled`` is false."""
     return Progress(name, stream_size(stream)) if enabled else contextlib.nullcontext()
@@ -97,7 +97,7 @@ def stream_size(stream: BinaryIO) -> int | None:
     return info.st_size if info.st_mode & 0o170000 == 0o100000 else None
 
 
-class Progress(contextlib.AbstractContextManager):
+class Progress(contextlib.AbstractContextManager["Progress"]):
     """The progress line of one input while it is read: ``with Progress(name, total) as p:``
     then ``p.advance(position, records)``; the line stays, complete, when the block ends."""
 

@@ -42,6 +42,7 @@ import re
 import tempfile
 import threading
 from collections.abc import Mapping
+from typing import Any
 
 from ipfix_antrea import SavedTemplate
 
@@ -128,7 +129,7 @@ class TemplateStore:
         """The templates saved per exporter in every file of the input (`paths`), with their ages
         at ``wall_now``; of each template (exporter, domain, template id) saved in several files,
         the one sent last. Also the files that cannot be used, each with why (they are skipped)."""
-        newest: dict[ExporterKey, dict[tuple, SavedTemplate]] = {}
+        newest: dict[ExporterKey, dict[tuple[int, bool, bytes], SavedTemplate]] = {}
         problems = []
         paths = self.paths()
         self.read_from = ", ".join(paths) or self.path
@@ -220,21 +221,21 @@ def _fsync_directory(directory: str) -> None:
 # -------------------------------------------------------------------- checking what was read
 
 
-def _list(obj: dict, name: str, where: str) -> list:
+def _list(obj: dict[str, Any], name: str, where: str) -> list[Any]:
     value = obj.get(name)
     if not isinstance(value, list):
         raise StateError(f"{where}: {name!r} is not a list")
     return value
 
 
-def _number(obj: dict, name: str, where: str) -> float:
+def _number(obj: dict[str, Any], name: str, where: str) -> float:
     value = obj.get(name)
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise StateError(f"{where}: {name!r} is not a number")
     return float(value)
 
 
-def _address(entry: dict, where: str) -> str:
+def _address(entry: dict[str, Any], where: str) -> str:
     value = entry.get("address")
     try:
         # a string, as saved: ip_address would also take a number (JSON `1` -> 0.0.0.1)
@@ -243,7 +244,7 @@ def _address(entry: dict, where: str) -> str:
         raise StateError(f"{where}: address {value!r} is not an IP address") from None
 
 
-def _port(entry: dict, where: str, scope: str) -> int | None:
+def _port(entry: dict[str, Any], where: str, scope: str) -> int | None:
     value = entry.get("port")
     if scope == "address":
         if value is not None:

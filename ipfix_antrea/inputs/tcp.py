@@ -37,6 +37,7 @@ import socket
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, cast
 
 from ipfix_antrea import DecodeError, Registry, Session, SessionStats
 
@@ -75,7 +76,7 @@ class TcpListener:
         self._turn = 0.0  # seconds to leave connections to the other workers after accepting one
         self._sessions: dict[str, Session] = {}
         self._writers: set[asyncio.StreamWriter] = set()
-        self._tasks: set[asyncio.Task] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
         self._socket: socket.socket | None = None  # given by `adopt`; else `start` binds one
 
     def bind(self, count: int = 1) -> list[socket.socket]:
@@ -158,11 +159,13 @@ class TcpListener:
 
     async def _accept(self, transport: asyncio.Transport) -> None:
         task = asyncio.current_task()
+        assert task is not None  # a coroutine run by create_task
         self._tasks.add(task)
-        writer = None
+        writer: asyncio.StreamWriter | None = None
         try:
-            writer, reader, source, ip = await self._open(transport)
-            if writer is not None:
+            opened = await self._open(transport)
+            if opened is not None:
+                writer, reader, source, ip = opened
                 self._writers.add(writer)
                 await self._serve(reader, source, ip)
         finally:
@@ -175,31 +178,36 @@ class TcpListener:
             else:
                 transport.abort()
 
-    async def _open(self, transport: asyncio.Transport) -> tuple:
-        """Checks the exporter, does the TLS handshake, and sets the connection up as a stream;
-        (None, ...) when the connection is refused. The transport is still paused: nothing
-        has been read from it, so no ClientHello can end up in a plain-text buffer."""
+    async def _open(self, transport: asyncio.Transport
+                    ) -> tuple[asyncio.StreamWriter, asyncio.StreamReader, str, str] | None:
+        """Checks the exporter, does the TLS handshake, and sets the connection up as a stream:
+        (writer, reader, source, address); None when the connection is refused. The transport is
+        still paused: nothing has been read from it, so no ClientHello can end up in a plain-text
+        buffer."""
         peer = transport.get_extra_info("peername")
         ip, port = peer[0], peer[1]
         source = f"{self.scheme} {format_address(ip)}:{port}"
         # Problems before a session exists are the exporter's (its address), not the
         # connection's: an exporter retrying every few seconds is logged once, not per port.
         exporter = f"{self.scheme} {format_address(ip)}"
-        if not self._intake.allows(ip):
-            self._intake.report(exporter, "refused", "exporter not in the --allow list; connection closed")
-            return None, None, source, ip
+        intake = self._intake
+        assert intake is not None
+        if not intake.allows(ip):
+            intake.report(exporter, "refused", "exporter not in the --allow list; connection closed")
+            return None
         loop = asyncio.get_running_loop()
         reader = asyncio.StreamReader(limit=READ_SIZE)
         protocol = asyncio.StreamReaderProtocol(reader)
         if self._tls is not None:
             try:
-                transport = await loop.start_tls(transport, protocol, self._tls, server_side=True,
-                                                 ssl_handshake_timeout=self.handshake_timeout)
+                tls = await loop.start_tls(transport, protocol, self._tls, server_side=True,
+                                           ssl_handshake_timeout=self.handshake_timeout)
             except (TimeoutError, ssl.SSLError, OSError, EOFError) as exc:
                 reason = getattr(exc, "reason", None) or str(exc) or type(exc).__name__
-                self._intake.report(exporter, "tls handshake failed",
-                                    f"TLS handshake failed: {reason}; connection closed")
-                return None, None, source, ip
+                intake.report(exporter, "tls handshake failed", f"TLS handshake failed: {reason}; connection closed")
+                return None
+            assert tls is not None  # the TLS transport (typeshed's hint allows None)
+            transport = tls
         else:
             transport.set_protocol(protocol)
         protocol.connection_made(transport)
@@ -209,6 +217,7 @@ class TcpListener:
 
     async def _serve(self, reader: asyncio.StreamReader, source: str, ip: str) -> None:
         intake = self._intake
+        assert intake is not None
         session = self._new_session()
         self._sessions[source] = session
         intake.session_started(source)
@@ -221,6 +230,7 @@ class TcpListener:
 
     async def _read(self, reader: asyncio.StreamReader, session: Session, source: str, ip: str) -> None:
         intake = self._intake
+        assert intake is not None
         lost = None
         while True:
             try:
@@ -252,7 +262,7 @@ class TcpListener:
             await intake.put(Batch(source, (), ip, events))
 
 
-def _connected(task: asyncio.Task) -> None:
+def _connected(task: asyncio.Task[Any]) -> None:
     # Setting up the transport of an accepted connection failed (it was reset at once): the
     # connection is gone, and nothing was received from it.
     if not task.cancelled():
@@ -270,8 +280,9 @@ class _Accepted(asyncio.Protocol):
         self._listener = listener
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        transport.pause_reading()
-        asyncio.get_running_loop().create_task(self._listener._accept(transport))
+        stream = cast(asyncio.Transport, transport)  # a stream server's connections are Transports
+        stream.pause_reading()
+        asyncio.get_running_loop().create_task(self._listener._accept(stream))
 
     def connection_lost(self, exc: Exception | None) -> None:
         pass  # before the stream is set up there is nothing to hand over

@@ -52,9 +52,12 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from ipfix_antrea import (
     DecodeError,
+    Event,
+    Record,
     Registry,
     SavedTemplate,
     Session,
@@ -119,7 +122,7 @@ class UdpListener:
         self._waiting = 0  # records they hold
         self._waiting_since = 0.0  # monotonic time of the first of them
         self._polling: asyncio.Handle | None = None  # the next `_poll`, while datagrams keep coming
-        self._tasks: list[asyncio.Task] = []
+        self._tasks: list[asyncio.Task[None]] = []
         self.state_interval = state_interval
         self._state_dir = state_dir
         self._store = TemplateStore(state_dir, self._host, self._port, template_scope) \
@@ -252,6 +255,7 @@ class UdpListener:
         """Offers what each exporter decoded and has not handed over, one batch per exporter:
         all of it is queued, or all of it dropped (and counted) when the queue has no room."""
         intake = self._intake
+        assert intake is not None  # given by start(), before the socket is read
         for exporter in self._decoded:
             records, events = exporter.records, exporter.events
             exporter.records, exporter.events = [], []
@@ -261,9 +265,10 @@ class UdpListener:
         self._decoded.clear()
         self._waiting = 0
 
-    def datagram_received(self, data: bytes, addr: tuple) -> None:
+    def datagram_received(self, data: bytes, addr: tuple[Any, ...]) -> None:
         """Decodes one datagram; its records and events wait for `_hand_over`."""
         intake = self._intake
+        assert intake is not None  # given by start(), before the socket is read
         key = (addr[0], addr[1] if self._by_port else None)
         exporter = self._exporters.get(key)
         if exporter is None:
@@ -305,21 +310,25 @@ class UdpListener:
         _log.debug("%s: socket error: %s", self.name, exc)
 
     def _start_session(self, key: ExporterKey, port: int) -> _Exporter:
+        intake = self._intake
+        assert intake is not None
         exporter = self._exporters[key] = _Exporter(self._new_session(), _source(key), key[0], port)
-        self._intake.session_started(exporter.source)
+        intake.session_started(exporter.source)
         restored = self._restored.pop(key, None)
         if restored:
+            store = self._store
+            assert store is not None  # templates are restored only from a state file
             now = time.monotonic()
             session = exporter.session
             for saved, sent in restored:  # one at a time: a bad record costs only itself
                 try:
                     session.import_templates([_aged(saved, sent, now)], now)
                 except DecodeError as err:
-                    self._intake.report(self.name, "bad saved template", f"{self._store.read_from}: "
+                    intake.report(self.name, "bad saved template", f"{store.read_from}: "
                                         f"{exporter.source}: a saved template is refused: {err.reason}")
             if session.templates:
                 _log.info("%s: %d templates restored from %s", exporter.source, len(session.templates),
-                          self._store.read_from)
+                          store.read_from)
         return exporter
 
     # ---------------------------------------------------------------- forgetting
@@ -332,6 +341,8 @@ class UdpListener:
 
     def sweep(self, now: float) -> None:
         """Expires stale templates and forgets exporters silent for a template lifetime."""
+        intake = self._intake
+        assert intake is not None
         self._hand_over()  # what they decoded goes before what ending their sessions reports
         for key, exporter in list(self._exporters.items()):
             exporter.session.expire_templates(now)
@@ -340,37 +351,42 @@ class UdpListener:
             else:
                 events = exporter.session.take_events()
                 if events:
-                    self._intake.offer(Batch(exporter.source, (), key[0], events))
+                    intake.offer(Batch(exporter.source, (), key[0], events))
         for key, restored in list(self._restored.items()):  # saved templates nobody came for
             restored[:] = [(t, sent) for t, sent in restored if now - sent <= self.template_lifetime]
             if not restored:
                 del self._restored[key]
 
     def _forget(self, key: ExporterKey) -> None:
+        intake = self._intake
+        assert intake is not None
         exporter = self._exporters.pop(key)
         session = exporter.session
         session.close()  # data sets still waiting for a template are dropped, and counted
         events = session.take_events()
         if events:
-            self._intake.offer(Batch(exporter.source, (), key[0], events))
-        self._intake.session_ended(exporter.source, session.stats)
+            intake.offer(Batch(exporter.source, (), key[0], events))
+        intake.session_ended(exporter.source, session.stats)
 
     # ---------------------------------------------------------------- the state file
 
     def _load_state(self) -> None:
-        saved, problems = self._store.load(time.time())
+        store, intake = self._store, self._intake
+        assert store is not None and intake is not None
+        saved, problems = store.load(time.time())
         for path, exc in problems:
-            self._intake.report(self.name, "bad state file", f"{path}: {exc}; ignored, "
+            intake.report(self.name, "bad state file", f"{path}: {exc}; ignored, "
                                 "templates are learned from the exporters again")
         now = time.monotonic()
         count = 0
         for key, templates in saved.items():
-            fresh = [(t, now - t.age) for t in templates if t.age <= self.template_lifetime]
+            ages = [(t, t.age or 0.0) for t in templates]  # a state file gives every template its age
+            fresh = [(t, now - age) for t, age in ages if age <= self.template_lifetime]
             if fresh:
                 self._restored[key] = fresh
                 count += len(fresh)
         _log.info("%s: %d templates of %d exporters read from %s", self.name, count,
-                  len(self._restored), self._store.read_from)
+                  len(self._restored), store.read_from)
 
     def snapshot(self, now: float) -> dict[ExporterKey, list[SavedTemplate]]:
         """Every exporter's templates as of ``now`` (monotonic), with those read from the state
@@ -383,11 +399,14 @@ class UdpListener:
         return state
 
     async def _save(self) -> None:
+        store = self._store
+        assert store is not None  # called only with --state-dir
         state = self.snapshot(time.monotonic())  # taken on the loop: sessions change nowhere else
         try:
-            await asyncio.to_thread(self._store.save, state, time.time())
+            await asyncio.to_thread(store.save, state, time.time())
         except OSError as exc:
-            self._intake.report(self.name, "state file not written", f"{self._store.path}: cannot "
+            assert self._intake is not None
+            self._intake.report(self.name, "state file not written", f"{store.path}: cannot "
                                 f"write: {exc.strerror or exc}; templates are not saved")
 
     async def _save_forever(self) -> None:
@@ -415,8 +434,8 @@ class _Exporter:
         self.host = host
         self.port = port
         self.last_seen = 0.0
-        self.records: list = []  # decoded in this turn of the event loop, not handed over yet
-        self.events: list = []
+        self.records: list[Record] = []  # decoded in this turn of the event loop, not handed over yet
+        self.events: list[Event] = []
 
 
 def _source(key: ExporterKey) -> str:

@@ -19,7 +19,7 @@ import os
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import BinaryIO, Protocol, runtime_checkable
+from typing import Any, BinaryIO, Protocol, runtime_checkable
 
 import orjson
 
@@ -66,7 +66,7 @@ class Sink(Protocol):
     name: str
     wants_ids: bool
 
-    def write(self, docs: Sequence[dict], ids: Sequence[str] | None = None) -> None: ...
+    def write(self, docs: Sequence[dict[str, Any]], ids: Sequence[str] | None = None) -> None: ...
 
     def flush(self) -> None: ...
 
@@ -171,7 +171,7 @@ def exclusive(fd: int, name: str) -> Iterator[None]:
 _APPEND_NEWLINE = orjson.OPT_APPEND_NEWLINE
 
 
-def serialize(docs: Sequence[dict]) -> bytearray:
+def serialize(docs: Sequence[dict[str, Any]]) -> bytearray:
     """A batch of documents as JSON Lines: one compact object per line, each `\\n`-terminated.
 
     Each document's JSON is appended to one buffer as soon as it is made, so its memory is
@@ -194,7 +194,7 @@ class StreamSink(SinkBase):
         self._owns_stream = owns_stream
         self._closed = False
 
-    def write(self, docs: Sequence[dict], ids: Sequence[str] | None = None) -> None:
+    def write(self, docs: Sequence[dict[str, Any]], ids: Sequence[str] | None = None) -> None:
         if not docs:
             return
         data = serialize(docs)

@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import functools
 import logging
 import math
 import os
@@ -51,7 +52,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 
 import orjson
 from elastic_transport import TransportError
@@ -83,7 +84,7 @@ _BACKOFF_FIRST = 0.25  # seconds
 _BACKOFF_MAX = 5.0
 # What a bulk response needs to carry: per item only the status, and the error when there is one.
 _BULK_FILTER = "errors,items.*.status,items.*.error"
-_MILLISECONDS = data_type("dateTimeMilliseconds").to_json  # the timestamps documents carry
+_MILLISECONDS = cast("Callable[[int], str]", data_type("dateTimeMilliseconds").to_json)  # as documents carry
 _INDEX_CACHE_SIZE = 4096  # distinct @timestamp strings remembered -> their action line
 #: Bounds (seconds) of the bulk request duration histogram: a few ms for a small batch on a local
 #: cluster, to the 30 s default timeout.
@@ -124,7 +125,7 @@ class _DeadLetter:
             self._file = open(self.path, "ab")  # noqa: SIM115 - closed by close()
         return self._file
 
-    def write(self, entries: list[tuple[dict, bytes]]) -> None:
+    def write(self, entries: list[tuple[dict[str, Any], bytes]]) -> None:
         """Append (meta, document JSON) pairs as ``{...meta, "document": <document>}`` lines.
         Raises OSError when the file cannot be created or written."""
         out = []
@@ -146,7 +147,7 @@ def _now_iso() -> str:
     return _MILLISECONDS(time.time_ns() // 1_000_000)
 
 
-def _split(action: bytes, source: bytes) -> tuple[dict, bytes]:
+def _split(action: bytes, source: bytes) -> tuple[dict[str, Any], bytes]:
     """A document's two bulk lines -> (its action's target, its JSON without the newline)."""
     ((_, target),) = orjson.loads(action).items()
     return target, source[:-1]
@@ -213,7 +214,7 @@ class ElasticsearchSink(SinkBase):
 
     # -- the Sink protocol ------------------------------------------------------------------
 
-    def write(self, docs: Sequence[dict], ids: Sequence[str] | None = None) -> None:
+    def write(self, docs: Sequence[dict[str, Any]], ids: Sequence[str] | None = None) -> None:
         """Queue ``docs`` (with their ``ids`` when derived ids are on); sends full batches and
         blocks while every request slot is busy. Raises SinkError once delivery has failed."""
         self._raise_if_failed()
@@ -242,9 +243,8 @@ class ElasticsearchSink(SinkBase):
                     action = self._action_with_id(doc, ids[i])
                 else:
                     timestamp = doc.get("@timestamp") if type(doc) is dict else None
-                    action = actions.get(timestamp) if type(timestamp) is str else None
-                    if action is None:
-                        action = self._action_for(doc)
+                    cached = actions.get(timestamp) if type(timestamp) is str else None
+                    action = cached if cached is not None else self._action_for(doc)
                 source = dumps(doc, option=newline)
             except _Unusable as exc:
                 self._reject_local(doc, None if ids is None else ids[i], exc.reason)
@@ -319,7 +319,7 @@ class ElasticsearchSink(SinkBase):
 
     # -- building requests -------------------------------------------------------------------
 
-    def _index_of(self, doc: dict) -> str:
+    def _index_of(self, doc: dict[str, Any]) -> str:
         timestamp = doc.get("@timestamp") if isinstance(doc, dict) else None
         if not isinstance(timestamp, str):
             raise _Unusable("no @timestamp string to name the index by")
@@ -331,7 +331,7 @@ class ElasticsearchSink(SinkBase):
             moment = moment.replace(tzinfo=UTC)
         return moment.astimezone(UTC).strftime(self.options.index)
 
-    def _action_for(self, doc: dict) -> bytes:
+    def _action_for(self, doc: dict[str, Any]) -> bytes:
         index = self._index_of(doc)
         action = b'{"create":{"_index":%s}}\n' % orjson.dumps(index)
         if len(self._actions) >= _INDEX_CACHE_SIZE:
@@ -339,7 +339,7 @@ class ElasticsearchSink(SinkBase):
         self._actions[doc["@timestamp"]] = action
         return action
 
-    def _action_with_id(self, doc: dict, doc_id: str) -> bytes:
+    def _action_with_id(self, doc: dict[str, Any], doc_id: str) -> bytes:
         timestamp = doc.get("@timestamp") if type(doc) is dict else None
         index = self._indices.get(timestamp) if type(timestamp) is str else None
         if index is None:
@@ -398,7 +398,10 @@ class ElasticsearchSink(SinkBase):
                 return
             started = time.monotonic()
             try:
-                response = self._client.bulk(operations=b"".join(lines), filter_path=_BULK_FILTER)
+                # The client sends bytes as they are (the NDJSON is built already); its hint names
+                # only the sequence of dicts it would serialise itself.
+                response = self._client.bulk(operations=b"".join(lines),  # type: ignore[arg-type]
+                                             filter_path=_BULK_FILTER)
             except ApiError as exc:
                 self._latency.observe(time.monotonic() - started)
                 status = exc.meta.status
@@ -433,7 +436,7 @@ class ElasticsearchSink(SinkBase):
             time.sleep(min(pause * (0.5 + random.random() / 2), deadline - now))
             pause = min(pause * 2, _BACKOFF_MAX)
 
-    def _sort_answers(self, lines: list[bytes], body: dict) -> list[bytes]:
+    def _sort_answers(self, lines: list[bytes], body: dict[str, Any]) -> list[bytes]:
         """Count the bulk response's outcomes; dead-letter final refusals; return the lines of
         the documents to send again."""
         n = len(lines) // 2
@@ -446,7 +449,7 @@ class ElasticsearchSink(SinkBase):
         if len(items) != n:
             raise ValueError(f"the bulk response has {len(items)} items for {n} documents")
         again: list[bytes] = []
-        refused: list[tuple[dict, bytes]] = []
+        refused: list[tuple[dict[str, Any], bytes]] = []
         indexed = duplicates = 0
         for i, item in enumerate(items):
             ((_, result),) = item.items()
@@ -480,7 +483,7 @@ class ElasticsearchSink(SinkBase):
                              "id": target.get("_id"), "status": None, "reason": reason}, document))
         self._dead_letter(entries, "failed")
 
-    def _dead_letter(self, entries: list[tuple[dict, bytes]], outcome: str) -> None:
+    def _dead_letter(self, entries: list[tuple[dict[str, Any], bytes]], outcome: str) -> None:
         """Documents into the dead-letter file, counted as ``outcome`` ("rejected" or "failed").
         When the file cannot take them they are lost: counted as failed, and the sink fails."""
         try:
@@ -550,7 +553,7 @@ def install_index_template(client: Elasticsearch, options: ElasticsearchOptions,
     for unsigned_long in (True, False):
         body = index_template(registry, options.index, fields, unsigned_long=unsigned_long)
         try:
-            retrying(lambda body=body: client.indices.put_index_template(name=options.template_name, **body),
+            retrying(functools.partial(client.indices.put_index_template, name=options.template_name, **body),
                      "installing the index template", retry_for=retry_for, name=name, stop=stop)
         except ApiError as exc:
             if unsigned_long and exc.meta.status == 400 and "unsigned_long" in str(exc.body):

@@ -86,7 +86,7 @@ _RULES: tuple[tuple[str, Mapping[str, Any], tuple[str, ...]], ...] = (
 _BY_TYPE: dict[str, Mapping[str, Any]] = {t: mapping for _, mapping, types in _RULES for t in types}
 
 
-def element_mapping(data_type: str, *, unsigned_long: bool = True) -> dict | None:
+def element_mapping(data_type: str, *, unsigned_long: bool = True) -> dict[str, Any] | None:
     """The Elasticsearch field mapping for an element of RFC 7011 abstract type ``data_type``,
     or None for the list types (their values are typed by their elements). ``unsigned_long``
     says whether the cluster has that field type (else unsigned64 maps to long)."""
@@ -94,7 +94,7 @@ def element_mapping(data_type: str, *, unsigned_long: bool = True) -> dict | Non
     return None if mapping is None else _usable(mapping, unsigned_long)
 
 
-def _usable(mapping: Mapping[str, Any], unsigned_long: bool) -> dict:
+def _usable(mapping: Mapping[str, Any], unsigned_long: bool) -> dict[str, Any]:
     """A copy of ``mapping``, with unsigned_long as long where the cluster lacks the type."""
     if mapping.get("type") == "unsigned_long" and not unsigned_long:
         return copy_mapping(LONG)
@@ -110,7 +110,7 @@ def _name_regex(names: Iterable[str]) -> str:
 
 
 def document_mappings(registry: Registry, fields: Sequence[DocumentField] = ENVELOPE_FIELDS, *,
-                      unsigned_long: bool = True) -> dict:
+                      unsigned_long: bool = True) -> dict[str, Any]:
     """The ``mappings`` of a flow index: ``fields``, what the document stage writes (the
     envelope and every transform's fields: `DocumentBuilder.fields`), as properties, and one
     dynamic template per Elasticsearch type for the registry's elements under ``ipfix``. A
@@ -124,7 +124,7 @@ def document_mappings(registry: Registry, fields: Sequence[DocumentField] = ENVE
         if rule is not None:
             names_by_rule[rule].add(name)
 
-    dynamic_templates: list[dict] = []
+    dynamic_templates: list[dict[str, Any]] = []
     for rule, _, types in _RULES:
         names = names_by_rule[rule]
         if not names:
@@ -150,7 +150,7 @@ def document_mappings(registry: Registry, fields: Sequence[DocumentField] = ENVE
     }
 
 
-def _properties(fields: Sequence[DocumentField], unsigned_long: bool) -> dict:
+def _properties(fields: Sequence[DocumentField], unsigned_long: bool) -> dict[str, Any]:
     """Dotted field paths with their mappings -> Elasticsearch's nested ``properties``."""
     properties: dict[str, Any] = {}
     for field in fields:
@@ -177,7 +177,7 @@ def index_patterns_for(index: str) -> list[str]:
 
 
 def index_template(registry: Registry, index: str, fields: Sequence[DocumentField] = ENVELOPE_FIELDS, *,
-                   unsigned_long: bool = True) -> dict:
+                   unsigned_long: bool = True) -> dict[str, Any]:
     """The body of ``PUT _index_template/<name>`` for indices named by ``index`` (a strftime
     pattern such as ``flow-%Y.%m.%d``) holding documents with ``fields`` (see
     `document_mappings`). Raises ValueError as `index_patterns_for` does."""

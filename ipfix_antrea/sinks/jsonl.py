@@ -22,6 +22,7 @@ import os
 import stat
 import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from ..units import parse_duration, parse_keep, parse_size
 from .base import SinkBase, SinkContext, SinkError, exclusive, serialize
@@ -90,7 +91,7 @@ class JsonLinesSink(SinkBase):
         if rotating:
             self._rotate_if_due(0)
 
-    def write(self, docs: Sequence[dict], ids: Sequence[str] | None = None) -> None:
+    def write(self, docs: Sequence[dict[str, Any]], ids: Sequence[str] | None = None) -> None:
         """Append a batch, rotating first if it is due. Either the whole batch is in the file
         when this returns, or it raises `SinkError` and none of the batch is."""
         if self._closed:
@@ -159,7 +160,7 @@ class JsonLinesSink(SinkBase):
         finally:
             os.close(fd)
 
-    def _append(self, data: bytes, count: int) -> None:
+    def _append(self, data: bytes | bytearray, count: int) -> None:
         """Write all of ``data``; on failure cut the file back to where the batch began, so that
         the next batch does not continue a half line."""
         assert self._fd is not None

@@ -18,7 +18,7 @@ import argparse
 import contextlib
 import sys
 from collections.abc import Sequence
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from .base import SinkContext, SinkError, StreamSink, exclusive
 
@@ -40,7 +40,7 @@ class StdoutSink(StreamSink):
             with self._exclusive():  # refused now, not at the first write
                 pass
 
-    def write(self, docs: Sequence[dict], ids: Sequence[str] | None = None) -> None:
+    def write(self, docs: Sequence[dict[str, Any]], ids: Sequence[str] | None = None) -> None:
         if not self.shared:
             super().write(docs, ids)
             return
