@@ -1,23 +1,25 @@
-# The pipe between a worker process of `ipfix-collect --workers N` and its supervisor.
-#
-# One Unix socket pair per worker, its end inherited by the worker. Messages are pickled tuples,
-# each framed by its length (4 octets): both ends are this program, and the pair is private to
-# them. A worker sends:
-#
-#   ("report", WorkerReport)          every `REPORT_INTERVAL` seconds once its listeners listen
-#   ("templates", id, [session...])   the answer to a request of the templates its sessions hold
-#   ("final", WorkerReport)           once, when its run is over (drained, flushed, closed)
-#
-# and obeys ("stop",) -- stop accepting, drain, flush, exit: what SIGTERM does to a collector
-# alone -- and ("templates", id). Its supervisor going away (end of file: it was killed) stops it
-# the same way, so no worker outlives its supervisor.
-#
-# A report carries what the collector's own operations endpoints read (`Collector.snapshot`,
-# `readiness`, `liveness`), its summary so far and its open sessions: the supervisor sums them
-# (`ipfix_antrea.totals`) for the status line, the metrics and the summary. Reports are read on
-# the worker's event loop, where its sessions live, so a report that comes is also proof that the
-# loop runs: the supervisor's liveness check. The templates, which can be large, travel only when
-# asked for (`/templates`).
+"""The pipe between a worker process of `ipfix-collect --workers N` and its supervisor.
+
+One Unix socket pair per worker, its end inherited by the worker. Messages are pickled tuples,
+each framed by its length (4 octets): both ends are this program, and the pair is private to
+them. A worker sends:
+
+  ("report", WorkerReport)          every `REPORT_INTERVAL` seconds once its listeners listen
+  ("templates", id, [session...])   the answer to a request of the templates its sessions hold
+  ("final", WorkerReport)           once, when its run is over (drained, flushed, closed)
+
+and obeys ("stop",) -- stop accepting, drain, flush, exit: what SIGTERM does to a collector
+alone -- and ("templates", id). Its supervisor going away (end of file: it was killed) stops it
+the same way, so no worker outlives its supervisor.
+
+A report carries what the collector's own operations endpoints read (`Collector.snapshot`,
+`readiness`, `liveness`), its summary so far and its open sessions: the supervisor sums them
+(`ipfix_antrea.totals`) for the status line, the metrics and the summary. Reports are read on
+the worker's event loop, where its sessions live, so a report that comes is also proof that the
+loop runs: the supervisor's liveness check. The templates, which can be large, travel only when
+asked for (`/templates`).
+"""
+
 from __future__ import annotations
 
 import asyncio
@@ -27,6 +29,7 @@ import pickle
 import socket
 import struct
 from dataclasses import dataclass
+from typing import Any
 
 from .monitor import RunSummary
 from .service import Collector, ServiceSnapshot
@@ -49,18 +52,19 @@ class WorkerReport:
     open_sessions: int  # transport sessions open now (the status line's exporters)
 
 
-async def send(writer: asyncio.StreamWriter, message: tuple) -> None:
+async def send(writer: asyncio.StreamWriter, message: tuple[Any, ...]) -> None:
     """Sends one message (one write: messages from several tasks never interleave)."""
     data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
     writer.write(_FRAME.pack(len(data)) + data)
     await writer.drain()
 
 
-async def receive(reader: asyncio.StreamReader) -> tuple | None:
+async def receive(reader: asyncio.StreamReader) -> tuple[Any, ...] | None:
     """The next message; None when the other end has closed."""
     try:
         size = _FRAME.unpack(await reader.readexactly(_FRAME.size))[0]
-        return pickle.loads(await reader.readexactly(size))
+        message: tuple[Any, ...] = pickle.loads(await reader.readexactly(size))
+        return message
     except (asyncio.IncompleteReadError, ConnectionError):
         return None
 

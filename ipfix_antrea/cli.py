@@ -1,15 +1,17 @@
-# `ipfix-collect`: inputs -> Session -> documents (Logstash's shape, enriched) -> sinks.
-#
-# The command is glue and nothing else: it parses flags (every one also settable from an
-# environment variable, as containers expect), opens the inputs, transforms and sinks named on
-# the command line through their registries (`ipfix_antrea.inputs`, `ipfix_antrea.documents`,
-# `ipfix_antrea.sinks`), hands them to the `Collector` (`ipfix_antrea.service`) and turns what
-# happened into log lines and an exit status. It knows no input, transform or sink by name: their
-# own flags come from the hooks they registered, and what documents hold is declared by the
-# document stage (`DocumentBuilder.fields`), which --help lists.
-#
-# Errors are the inputs' business to report, never a crash: an input that breaks stops with a
-# message on stderr, what was decoded before still goes out, and the exit status says so.
+"""`ipfix-collect`: inputs -> Session -> documents (Logstash's shape, enriched) -> sinks.
+
+The command is glue and nothing else: it parses flags (every one also settable from an
+environment variable, as containers expect), opens the inputs, transforms and sinks named on
+the command line through their registries (`ipfix_antrea.inputs`, `ipfix_antrea.documents`,
+`ipfix_antrea.sinks`), hands them to the `Collector` (`ipfix_antrea.service`) and turns what
+happened into log lines and an exit status. It knows no input, transform or sink by name: their
+own flags come from the hooks they registered, and what documents hold is declared by the
+document stage (`DocumentBuilder.fields`), which --help lists.
+
+Errors are the inputs' business to report, never a crash: an input that breaks stops with a
+message on stderr, what was decoded before still goes out, and the exit status says so.
+"""
+
 from __future__ import annotations
 
 import argparse
@@ -26,22 +28,26 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .documents import ENVELOPE_FIELDS, DocumentBuilder, make_builder, parse_enrich, transform_schemes
 from .channel import serve_as_worker
+from .documents import ENVELOPE_FIELDS, make_builder, parse_enrich, transform_schemes
 from .inputs import Input, InputError, Listener, input_schemes, open_input, parse_input_spec
 from .inputs import add_arguments as add_input_arguments
 from .inputs.allow import AllowList
 from .monitor import DEFAULT_MAX_EXPORTERS, PROG, RunSummary
 from .pipeline import DEFAULT_BATCH_SIZE, DEFAULT_FLUSH_INTERVAL, DEFAULT_QUEUE_RECORDS
 from .service import DEFAULT_STATUS_INTERVAL, Collector, EarlySignals
-from .supervisor import WORKER_FLAG, Supervisor, WorkerLaunch, available_cpus
-from .workers import WorkerInfo
-from .units import number
 from .sinks import Sink, SinkContext, SinkError, open_sink, parse_sink_spec, sink_schemes
 from .sinks.es_options import add_connection_arguments, add_index_arguments
+from .supervisor import WORKER_FLAG, Supervisor, WorkerLaunch, available_cpus
+from .units import number
+from .workers import WorkerInfo
 
 if TYPE_CHECKING:
     from ipfix_antrea import Registry
+
+    from .documents import TransformScheme
+    from .inputs import InputScheme
+    from .sinks import SinkScheme
 
 __all__ = ["main", "command", "build_parser", "build_setup_parser", "parse_args", "apply_environment",
            "unknown_variables", "exit_status", "ENV_PREFIX"]
@@ -60,7 +66,8 @@ DEFAULT_ENRICH = ("antrea",)
 
 
 def _epilog() -> str:
-    width = max(len(s.usage) for s in [*input_schemes(), *sink_schemes()]) + 2
+    schemes: list[InputScheme | SinkScheme] = [*input_schemes(), *sink_schemes()]
+    width = max(len(s.usage) for s in schemes) + 2
     lines = ["inputs (--input, repeatable; network inputs run together, files and captures are",
              "read one after the other; every exporter connection or address has its own session):"]
     lines += [f"  {s.usage:<{width}}{s.help}" for s in input_schemes()]
@@ -183,7 +190,8 @@ def build_parser() -> argparse.ArgumentParser:
     ops.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
 
     add_input_arguments(parser)
-    for plugin in [*transform_schemes(), *sink_schemes()]:
+    plugins: list[TransformScheme | SinkScheme] = [*transform_schemes(), *sink_schemes()]
+    for plugin in plugins:
         if plugin.add_arguments is not None:
             plugin.add_arguments(parser)
     return parser
@@ -250,7 +258,7 @@ def apply_environment(parser: argparse.ArgumentParser, environ: Mapping[str, str
     error naming the variable.
     """
     appended: dict[str, int] = {}
-    for action in parser._actions:  # noqa: SLF001 - argparse has no public list of actions
+    for action in parser._actions:  # argparse has no public list of actions
         longs = [o for o in action.option_strings if o.startswith("--")]
         if not longs or isinstance(action, (argparse._HelpAction, argparse._VersionAction)):
             continue
@@ -258,6 +266,7 @@ def apply_environment(parser: argparse.ArgumentParser, environ: Mapping[str, str
         if name not in environ:
             continue
         text = environ[name]
+        default: object
         try:
             if isinstance(action, argparse._StoreTrueAction):
                 value = text.strip().lower()
@@ -279,7 +288,7 @@ def apply_environment(parser: argparse.ArgumentParser, environ: Mapping[str, str
 def _variables(parser: argparse.ArgumentParser) -> dict[str, str]:
     """``IPFIX_COLLECT_<FLAG>`` -> ``--flag`` for every flag a variable can set."""
     names = {}
-    for action in parser._actions:  # noqa: SLF001 - as in apply_environment
+    for action in parser._actions:  # as in apply_environment
         longs = [o for o in action.option_strings if o.startswith("--")]
         if longs and not isinstance(action, (argparse._HelpAction, argparse._VersionAction)):
             names[env_name(longs[0])] = longs[0]
@@ -446,7 +455,7 @@ def _run(args: argparse.Namespace, level: str, command: _Command) -> int:
                                 metrics_listen=args.metrics_listen, max_exporters=args.metrics_exporters)
         else:
             if launch:  # a worker: the supervisor bound the listeners' sockets, in --input order
-                for listener, fd in zip(listeners, launch.sockets):
+                for listener, fd in zip(listeners, launch.sockets, strict=True):
                     listener.adopt(socket.socket(fileno=fd), launch.info)
             context = SinkContext(registry, documents.fields, launch.info if launch else None)
             for spec in sink_specs:

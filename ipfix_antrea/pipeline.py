@@ -1,37 +1,40 @@
-# The collector's delivery pipeline: inputs -> bounded queue -> one sink thread -> sinks.
-#
-# Inputs hand over `Batch`es of decoded records. The queue between them and the sinks is bounded
-# by *records*, not batches (a UDP datagram carries tens of records, a TCP read hundreds), so its
-# memory is bounded whatever the inputs look like. Two ways in:
-#
-# - `put` (threads) and `put_async` (the event loop) wait for room: this is how a slow sink pushes
-#   back on TCP, TLS and file inputs -- they stop reading, and TCP's window closes on the exporter.
-#   They wait as soon as `wait_above` records are queued (default: the smaller of the capacity and
-#   10,000), not only when the queue is full. Waiting costs these inputs nothing, and a decoded
-#   record costs about 3 KB: a file read faster than the sink writes would otherwise fill the whole
-#   queue (300 MB at the default capacity, for no gain in speed -- the extra memory is slower), and
-#   a busy TCP exporter would leave no room for UDP's bursts.
-# - `offer` never waits: UDP cannot push back, so a datagram whose records do not fit is refused,
-#   and the caller counts the records it had to drop instead of growing memory.
-#
-# One thread owns the sinks (the `Sink` contract says sinks are driven from one thread). It takes
-# the queued batches together while they come to at most `COALESCE_RECORDS` (a UDP exporter's
-# batch may hold a few records: one write for each would cost more than the documents), waiting
-# up to `LINGER` (10 ms) for that many when fewer are queued, and is woken only when there is
-# something to do or enough to stop waiting, not at every batch. It has the document stage
-# (`ipfix_antrea.documents.DocumentBuilder`, given by the caller) turn the records into documents
-# once, writes them to every sink in slices of `batch_size`, and flushes at least every `flush_interval` seconds, and whenever the queue runs
-# dry, so that a quiet exporter's records do not wait in a buffer. A slow sink holds the others
-# back: they share the queue, and its backpressure.
-#
-# Accounting is per sink. A record counts as *accepted* when it enters the queue, and for each
-# sink as *delivered* when the sink's `write` returned for it (less what the sink reports it could
-# not deliver after all, `Sink.undelivered`), or as *undelivered* for that sink. A sink that fails
-# is dropped from the writing while the others go on; every record handled after that counts as
-# undelivered for it; `close` drains the queue into the sinks still working, flushes and closes
-# every sink. `on_sink_failed` tells the caller of each failure, which decides whether the run can
-# go on (the collector stops when no sink is left, or when standard output was closed). Every
-# accepted record thus ends up delivered or reported for every sink, never silently lost.
+"""The collector's delivery pipeline: inputs -> bounded queue -> one sink thread -> sinks.
+
+Inputs hand over `Batch`es of decoded records. The queue between them and the sinks is bounded
+by *records*, not batches (a UDP datagram carries tens of records, a TCP read hundreds), so its
+memory is bounded whatever the inputs look like. Two ways in:
+
+- `put` (threads) and `put_async` (the event loop) wait for room: this is how a slow sink pushes
+  back on TCP, TLS and file inputs -- they stop reading, and TCP's window closes on the exporter.
+  They wait as soon as `wait_above` records are queued (default: the smaller of the capacity and
+  10,000), not only when the queue is full. Waiting costs these inputs nothing, and a decoded
+  record costs about 3 KB: a file read faster than the sink writes would otherwise fill the whole
+  queue (300 MB at the default capacity, for no gain in speed -- the extra memory is slower), and
+  a busy TCP exporter would leave no room for UDP's bursts.
+- `offer` never waits: UDP cannot push back, so a datagram whose records do not fit is refused,
+  and the caller counts the records it had to drop instead of growing memory.
+
+One thread owns the sinks (the `Sink` contract says sinks are driven from one thread). It takes
+the queued batches together while they come to at most `COALESCE_RECORDS` (a UDP exporter's
+batch may hold a few records: one write for each would cost more than the documents), waiting up
+to `LINGER` (10 ms) for that many when fewer are queued, and is woken only when there is
+something to do or enough to stop waiting, not at every batch. It has the document stage
+(`ipfix_antrea.documents.DocumentBuilder`, given by the caller) turn the records into documents
+once, writes them to every sink in slices of `batch_size`, and flushes at least every
+`flush_interval` seconds, and whenever the queue runs dry, so that a quiet exporter's records do
+not wait in a buffer. A slow sink holds the others back: they share the queue, and its
+backpressure.
+
+Accounting is per sink. A record counts as *accepted* when it enters the queue, and for each
+sink as *delivered* when the sink's `write` returned for it (less what the sink reports it could
+not deliver after all, `Sink.undelivered`), or as *undelivered* for that sink. A sink that fails
+is dropped from the writing while the others go on; every record handled after that counts as
+undelivered for it; `close` drains the queue into the sinks still working, flushes and closes
+every sink. `on_sink_failed` tells the caller of each failure, which decides whether the run can
+go on (the collector stops when no sink is left, or when standard output was closed). Every
+accepted record thus ends up delivered or reported for every sink, never silently lost.
+"""
+
 from __future__ import annotations
 
 import asyncio
@@ -40,6 +43,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from .documents import DocumentBuilder
 from .inputs import Batch
@@ -148,7 +152,7 @@ class Pipeline:
         self._not_empty = threading.Condition(self._lock)
         self._not_full = threading.Condition(self._lock)
         self._closing = False
-        self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future]] = []
+        self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
         self._accepted = 0
         self._handled = 0  # records taken off the queue and written to every working sink
         self._refused = 0
@@ -285,7 +289,7 @@ class Pipeline:
         if not outputs or not n:
             self._handled_more(n)
             return
-        docs: list[dict] = []
+        docs: list[dict[str, Any]] = []
         wants_ids = any(o.sink.wants_ids for o in outputs)
         ids: list[str] | None = [] if wants_ids else None
         for batch in batches:
@@ -381,7 +385,7 @@ def _report(sink: Sink, given: int, error: SinkError | None, handled: int) -> Si
                       sink.ready() and error is None, sink.stats(), sink.histograms())
 
 
-def _wake(fut: asyncio.Future) -> None:
+def _wake(fut: asyncio.Future[None]) -> None:
     if not fut.done():
         fut.set_result(None)
 

@@ -1,23 +1,25 @@
-# The collector as a running service: inputs -> decoder -> bounded queue -> sinks.
-#
-# Everything network runs on one asyncio event loop: the listeners (`udp://`, `tcp://`, `tls://`)
-# decode as bytes arrive and hand batches to their `Intake` (this module's `_Intake`, one per
-# listener, so that counters stay per input), which checks the allow-list, logs problems through
-# the `Monitor` and queues batches in the `Pipeline`, whose own thread writes them to the sinks.
-# Finite inputs (files, captures) run one after another in a worker thread and block on the queue
-# when it is full, which is their backpressure. Every part is built by the constructor; `serve`
-# only starts and stops them.
-#
-# The run ends when the finite inputs are done and there is no listener, or on SIGTERM/SIGINT:
-# stop accepting (listeners stop, connections hand over what they had received), drain the
-# queue, flush and close every sink. A second signal while draining gives up at once. A sink that
-# fails is dropped while the others go on (what it did not get is counted for it); the run ends
-# when no sink is left, or when standard output was closed (`| head`).
-#
-# Operations (`metrics_listen`): an HTTP server (`ipfix_antrea.metrics`, imported only then) reads
-# what the parts already count through `snapshot`, `readiness`, `templates` and `liveness`, which
-# run on the event loop, where the listeners' sessions live. A worker process of `--workers N`
-# hands the same readings to its supervisor instead (`ipfix_antrea.channel`).
+"""The collector as a running service: inputs -> decoder -> bounded queue -> sinks.
+
+Everything network runs on one asyncio event loop: the listeners (`udp://`, `tcp://`, `tls://`)
+decode as bytes arrive and hand batches to their `Intake` (this module's `_Intake`, one per
+listener, so that counters stay per input), which checks the allow-list, logs problems through
+the `Monitor` and queues batches in the `Pipeline`, whose own thread writes them to the sinks.
+Finite inputs (files, captures) run one after another in a worker thread and block on the queue
+when it is full, which is their backpressure. Every part is built by the constructor; `serve`
+only starts and stops them.
+
+The run ends when the finite inputs are done and there is no listener, or on SIGTERM/SIGINT:
+stop accepting (listeners stop, connections hand over what they had received), drain the
+queue, flush and close every sink. A second signal while draining gives up at once. A sink that
+fails is dropped while the others go on (what it did not get is counted for it); the run ends
+when no sink is left, or when standard output was closed (`| head`).
+
+Operations (`metrics_listen`): an HTTP server (`ipfix_antrea.metrics`, imported only then) reads
+what the parts already count through `snapshot`, `readiness`, `templates` and `liveness`, which
+run on the event loop, where the listeners' sessions live. A worker process of `--workers N`
+hands the same readings to its supervisor instead (`ipfix_antrea.channel`).
+"""
+
 from __future__ import annotations
 
 import asyncio
@@ -29,7 +31,7 @@ import threading
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .documents import DocumentBuilder
 from .inputs import Batch, Input, InputError, Listener
@@ -40,6 +42,9 @@ from .session import SessionStats
 from .sinks import Sink, SinkError
 
 if TYPE_CHECKING:
+    from types import FrameType
+
+    from .metrics import OperationsServer
     from .template import Template
 
 __all__ = ["Collector", "DEFAULT_STATUS_INTERVAL", "EarlySignals", "InputSnapshot", "Operated", "ServiceSnapshot",
@@ -86,7 +91,7 @@ class InputSnapshot:
     name: str
     #: session counters (`SessionStats` fields) by exporter label ("" where the input does not
     #: know its exporters: files)
-    counters: dict[str, Counter] = field(default_factory=dict)
+    counters: dict[str, Counter[str]] = field(default_factory=dict)
     templates: dict[str, int] = field(default_factory=dict)  # exporter label -> templates held now
     sessions: int = 0  # transport sessions open now
     dropped: int = 0  # records dropped: the queue was full (UDP)
@@ -98,7 +103,7 @@ class ServiceSnapshot:
 
     pipeline: PipelineStats
     inputs: list[InputSnapshot]
-    problems: Counter
+    problems: Counter[str]
     exporters_seen: int
     ready: bool
     worker_deaths: int = 0  # worker processes of --workers N that died instead of draining
@@ -160,7 +165,7 @@ class Collector:
             if self.operations is not None:
                 self.operations.start(loop)
                 log.info("metrics, health and readiness on %s", self.operations.url)
-            for listener, intake in zip(self.listeners, self._intakes):
+            for listener, intake in zip(self.listeners, self._intakes, strict=True):
                 if self._stop.is_set():
                     break  # a signal came while the collector was being set up
                 await listener.start(intake)
@@ -173,7 +178,7 @@ class Collector:
         self.started.set()
         reader = asyncio.create_task(asyncio.to_thread(self._read_finite))
         status = asyncio.create_task(self._status_forever()) if self.status_interval > 0 else None
-        waits = {asyncio.create_task(self._stop.wait())}
+        waits: set[asyncio.Task[Any]] = {asyncio.create_task(self._stop.wait())}
         if not self.listeners:
             waits.add(reader)
         await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
@@ -250,7 +255,8 @@ class Collector:
     def _live_stats(self) -> list[SessionStats]:
         """The counters of finite inputs' sessions and listeners' open sessions (listeners'
         ended sessions are in the monitor's totals)."""
-        return [s for inp in [*self.finite, *self.listeners] for s in inp.stats()]
+        inputs: list[Input | Listener] = [*self.finite, *self.listeners]
+        return [s for inp in inputs for s in inp.stats()]
 
     async def _status_forever(self) -> None:
         status = StatusLine()
@@ -298,13 +304,13 @@ class Collector:
         """The numbers behind the metrics: pipeline and sinks, every input by exporter."""
         inputs: dict[str, InputSnapshot] = {}  # by name: the same spec twice is one input here
 
-        def counters(name: str, label: str) -> Counter:
+        def counters(name: str, label: str) -> Counter[str]:
             snap = inputs.setdefault(name, InputSnapshot(name))
             return snap.counters.setdefault(label, Counter())
 
         for (name, label), ended in self.monitor.ended_by_exporter().items():
             counters(name, label).update(ended)
-        for listener, intake in zip(self.listeners, self._intakes):
+        for listener, intake in zip(self.listeners, self._intakes, strict=True):
             snap = inputs.setdefault(listener.name, InputSnapshot(listener.name))
             snap.dropped += intake.dropped
             for key, session in listener.sessions().items():
@@ -320,7 +326,7 @@ class Collector:
         return ServiceSnapshot(self.pipeline.stats(), list(inputs.values()), Counter(self.monitor.problems),
                                self.monitor.exporters_seen, ready)
 
-    def templates(self) -> list[dict]:
+    def templates(self) -> list[dict[str, Any]]:
         """The templates each open exporter session holds (network inputs), as JSON."""
         out = []
         for listener in self.listeners:
@@ -357,7 +363,8 @@ def remove_stop_signals(loop: asyncio.AbstractEventLoop) -> None:
             loop.remove_signal_handler(sig)
 
 
-async def wind_down(loop: asyncio.AbstractEventLoop, status: asyncio.Task | None, operations) -> None:
+async def wind_down(loop: asyncio.AbstractEventLoop, status: asyncio.Task[None] | None,
+                    operations: OperationsServer | None) -> None:
     """The end of a run: no more status lines, the operations server and the signal handlers
     gone."""
     if status is not None:
@@ -380,7 +387,7 @@ class EarlySignals:
     def __init__(self) -> None:
         self._pending: list[int] = []
         self._collector: Stoppable | None = None
-        self._previous: dict[int, object] = {}
+        self._previous: dict[int, Callable[[int, FrameType | None], Any] | int | None] = {}
         if threading.current_thread() is threading.main_thread():
             self._previous = {sig: signal.signal(sig, self._caught) for sig in self.SIGNALS}
 
@@ -401,7 +408,7 @@ class EarlySignals:
             signal.signal(sig, handler)
 
 
-def _template_json(domain: int, template: Template) -> dict:
+def _template_json(domain: int, template: Template) -> dict[str, Any]:
     return {"observation_domain_id": domain, "template_id": template.template_id,
             "scope_count": template.scope_count,
             "fields": [{"name": f.name, "element_id": f.element.element_id, "enterprise": f.element.enterprise,
@@ -419,7 +426,7 @@ class Operated(Protocol):
 
     def liveness(self) -> tuple[bool, str]: ...
 
-    def templates(self) -> list[dict] | Awaitable[list[dict]]: ...
+    def templates(self) -> list[dict[str, Any]] | Awaitable[list[dict[str, Any]]]: ...
 
 
 class Stoppable(Protocol):
@@ -428,7 +435,7 @@ class Stoppable(Protocol):
     def on_signal(self, sig: int) -> None: ...
 
 
-def _operations_server(collector: Operated, listen: str):
+def _operations_server(collector: Operated, listen: str) -> OperationsServer:
     try:
         from .metrics import OperationsServer
     except ImportError as exc:

@@ -1,40 +1,42 @@
-# `ipfix-collect --workers N`: N worker processes, one supervisor.
-#
-# One Python process decodes on one core. With N workers, the supervisor (the process that was
-# started) binds every listener for N workers (`Listener.bind`: UDP, N sockets on one port with
-# SO_REUSEPORT; TCP and TLS, one listening socket they share) and starts N copies of the command,
-# each told which worker it is and given its socket of each listener and its end of a channel
-# (`ipfix_antrea.channel`). An exporter always goes to the same worker -- its UDP address and
-# port by the kernel's hashing, its TCP connection to the worker that accepted it -- so its
-# templates stay where its data goes. Each worker is a whole collector for its share: it decodes,
-# builds documents and writes its own sinks (`WorkerInfo`: a jsonl sink writes `NAME-wK.EXT`,
-# Elasticsearch gets a client per worker).
-#
-# Why processes started afresh (`python -m ipfix_antrea.cli --worker ...`) and not forked: the
-# supervisor has threads (the metrics server, asyncio's child watcher) by the time it restarts a
-# worker, and forking a process with threads is unsafe; a fresh interpreter costs about 0.3 s
-# and some memory that fork would share, once per start.
-#
-# Why the supervisor binds the sockets and keeps them: with port 0 every worker gets the same port
-# without a race; a worker that dies leaves its UDP socket open in the supervisor, so while it is
-# restarted its exporters' datagrams wait in the socket's buffer, and the kernel does not move
-# them to other workers (which do not have their templates); new TCP connections go to the
-# workers that are running. The supervisor closes its copies when it stops: that is when it stops
-# accepting.
-#
-# Workers run in process groups of their own, so a Ctrl-C at the terminal reaches only the
-# supervisor. The first SIGTERM or SIGINT is passed on as ("stop",) on each channel: every worker
-# stops accepting, drains and flushes, sends its final numbers and exits; a second gives up at
-# once (the workers are killed, exit 130). A worker that dies outside a shutdown is restarted
-# after a pause that doubles (from `RESTART_FIRST`, at most `RESTART_MAX`), logged and counted;
-# one that dies `CRASH_LIMIT` times within `CRASH_WINDOW` seconds, or cannot start at all, ends
-# the run with an error. A worker that ends by itself (its sinks failed, standard output was
-# closed, it was sent a signal of its own) ends the run too, as it would without workers.
-#
-# The supervisor has the collector's face for the operations server (`ipfix_antrea.metrics`):
-# `snapshot`, `readiness`, `templates` and `liveness`, made of the workers' reports
-# (`ipfix_antrea.totals`); it is ready when every worker is, and alive when every worker is
-# running and reporting. Its status lines and summary are the workers' sums.
+"""`ipfix-collect --workers N`: N worker processes, one supervisor.
+
+One Python process decodes on one core. With N workers, the supervisor (the process that was
+started) binds every listener for N workers (`Listener.bind`: UDP, N sockets on one port with
+SO_REUSEPORT; TCP and TLS, one listening socket they share) and starts N copies of the command,
+each told which worker it is and given its socket of each listener and its end of a channel
+(`ipfix_antrea.channel`). An exporter always goes to the same worker -- its UDP address and
+port by the kernel's hashing, its TCP connection to the worker that accepted it -- so its
+templates stay where its data goes. Each worker is a whole collector for its share: it decodes,
+builds documents and writes its own sinks (`WorkerInfo`: a jsonl sink writes `NAME-wK.EXT`,
+Elasticsearch gets a client per worker).
+
+Why processes started afresh (`python -m ipfix_antrea.cli --worker ...`) and not forked: the
+supervisor has threads (the metrics server, asyncio's child watcher) by the time it restarts a
+worker, and forking a process with threads is unsafe; a fresh interpreter costs about 0.3 s
+and some memory that fork would share, once per start.
+
+Why the supervisor binds the sockets and keeps them: with port 0 every worker gets the same port
+without a race; a worker that dies leaves its UDP socket open in the supervisor, so while it is
+restarted its exporters' datagrams wait in the socket's buffer, and the kernel does not move
+them to other workers (which do not have their templates); new TCP connections go to the
+workers that are running. The supervisor closes its copies when it stops: that is when it stops
+accepting.
+
+Workers run in process groups of their own, so a Ctrl-C at the terminal reaches only the
+supervisor. The first SIGTERM or SIGINT is passed on as ("stop",) on each channel: every worker
+stops accepting, drains and flushes, sends its final numbers and exits; a second gives up at
+once (the workers are killed, exit 130). A worker that dies outside a shutdown is restarted
+after a pause that doubles (from `RESTART_FIRST`, at most `RESTART_MAX`), logged and counted;
+one that dies `CRASH_LIMIT` times within `CRASH_WINDOW` seconds, or cannot start at all, ends
+the run with an error. A worker that ends by itself (its sinks failed, standard output was
+closed, it was sent a signal of its own) ends the run too, as it would without workers.
+
+The supervisor has the collector's face for the operations server (`ipfix_antrea.metrics`):
+`snapshot`, `readiness`, `templates` and `liveness`, made of the workers' reports
+(`ipfix_antrea.totals`); it is ready when every worker is, and alive when every worker is
+running and reporting. Its status lines and summary are the workers' sums.
+"""
+
 from __future__ import annotations
 
 import asyncio
@@ -52,6 +54,7 @@ import time
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from .channel import WorkerReport, receive, send
 from .inputs import InputError, Listener
@@ -135,7 +138,7 @@ class _Worker:
         self.ever_started = False
         self.past: WorkerReport | None = None  # the processes that are gone, combined
         self.deaths: deque[float] = deque()  # monotonic times of recent deaths
-        self.pending: dict[int, asyncio.Future] = {}  # template requests by id
+        self.pending: dict[int, asyncio.Future[list[dict[str, Any]]]] = {}  # template requests by id
 
     @property
     def running(self) -> bool:
@@ -185,7 +188,7 @@ class Supervisor:
     async def serve(self) -> RunSummary:
         loop = self._loop = asyncio.get_running_loop()
         install_stop_signals(loop, self.on_signal)
-        keepers: list[asyncio.Task] = []
+        keepers: list[asyncio.Task[None]] = []
         status = None
         try:
             if self.operations is not None:
@@ -224,7 +227,7 @@ class Supervisor:
         await wind_down(loop, status, self.operations)
         return self.summary()
 
-    async def _until_started(self, workers: list[tuple[_Worker, asyncio.Task]]) -> None:
+    async def _until_started(self, workers: list[tuple[_Worker, asyncio.Task[None]]]) -> None:
         """Waits until each worker listens, or the run is stopping (or its keeper has ended)."""
         stop = asyncio.create_task(self._stop.wait())
         try:
@@ -441,7 +444,7 @@ class Supervisor:
                 problems.append(f"worker {w.index}: {w.report.liveness[1]}")
         return not problems, "; ".join(problems) or "ok"
 
-    async def templates(self) -> list[dict]:
+    async def templates(self) -> list[dict[str, Any]]:
         """The templates the sessions of every worker hold, each session with its worker."""
         asked = []
         loop = asyncio.get_running_loop()

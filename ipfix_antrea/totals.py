@@ -1,22 +1,24 @@
-# The numbers of several worker processes as one collector's (`ipfix-collect --workers N`).
-#
-# Each worker reports what a collector alone would show (`ipfix_antrea.channel.WorkerReport`);
-# the supervisor adds them up here, for its status line, its metrics and its summary, so that
-# these read as they do without workers: records, drops, session counters and problems are sums;
-# each sink's delivered and undelivered records are sums over the workers' instances of that sink
-# (which have one name, or the spec's when they differ: `jsonl:flows-w0.jsonl`,
-# `jsonl:flows-w1.jsonl` -> `jsonl:flows.jsonl`); a sink failed if it failed in any worker, and is
-# ready when it is in every one.
-#
-# Every counter only grows, also across restarts: a worker process that is gone leaves its last
-# numbers in the totals (`ended`), with its levels (queue, open sessions, templates held, records
-# in flight) at zero, and when it died rather than ended, what it had accepted but not delivered
-# to a sink counted as undelivered for that sink, since nobody will deliver it now. Combining is
-# associative, so the supervisor folds the incarnations that ended into one report per worker.
-#
-# Exporter labels are bounded again (`ExporterLabels`): each worker gives labels to the first
-# --metrics-exporters exporters it sees, and the supervisor keeps the first --metrics-exporters of
-# those, for good, and counts every other as "other".
+"""The numbers of several worker processes as one collector's (`ipfix-collect --workers N`).
+
+Each worker reports what a collector alone would show (`ipfix_antrea.channel.WorkerReport`);
+the supervisor adds them up here, for its status line, its metrics and its summary, so that
+these read as they do without workers: records, drops, session counters and problems are sums;
+each sink's delivered and undelivered records are sums over the workers' instances of that sink
+(which have one name, or the spec's when they differ: `jsonl:flows-w0.jsonl`,
+`jsonl:flows-w1.jsonl` -> `jsonl:flows.jsonl`); a sink failed if it failed in any worker, and is
+ready when it is in every one.
+
+Every counter only grows, also across restarts: a worker process that is gone leaves its last
+numbers in the totals (`ended`), with its levels (queue, open sessions, templates held, records
+in flight) at zero, and when it died rather than ended, what it had accepted but not delivered
+to a sink counted as undelivered for that sink, since nobody will deliver it now. Combining is
+associative, so the supervisor folds the incarnations that ended into one report per worker.
+
+Exporter labels are bounded again (`ExporterLabels`): each worker gives labels to the first
+--metrics-exporters exporters it sees, and the supervisor keeps the first --metrics-exporters of
+those, for good, and counts every other as "other".
+"""
+
 from __future__ import annotations
 
 from collections import Counter
@@ -92,8 +94,8 @@ def _settled(sink: SinkReport, accepted: int, died: bool) -> SinkReport:
                    counters={k: 0 if k in SINK_GAUGES else v for k, v in sink.counters.items()})
 
 
-def _sum(counters: Iterable[Counter]) -> Counter:
-    total: Counter = Counter()
+def _sum(counters: Iterable[Counter[str]]) -> Counter[str]:
+    total: Counter[str] = Counter()
     for c in counters:
         total.update(c)
     return total
@@ -113,7 +115,7 @@ def _sinks(per_worker: Sequence[Sequence[SinkReport]], sink_names: Sequence[str]
         if not same:
             continue
         names = {s.name for s in same}
-        counters: Counter = Counter()
+        counters: Counter[str] = Counter()
         for s in same:
             counters.update(s.counters)
         histograms: dict[str, HistogramSnapshot] = {}
@@ -131,7 +133,7 @@ def _sinks(per_worker: Sequence[Sequence[SinkReport]], sink_names: Sequence[str]
 def _histogram(a: HistogramSnapshot, b: HistogramSnapshot) -> HistogramSnapshot:
     if a.bounds != b.bounds:  # the same sink in every worker: the same buckets
         raise ValueError(f"histograms with different buckets: {a.bounds} and {b.bounds}")
-    return HistogramSnapshot(a.bounds, tuple(x + y for x, y in zip(a.counts, b.counts)), a.total + b.total)
+    return HistogramSnapshot(a.bounds, tuple(x + y for x, y in zip(a.counts, b.counts, strict=True)), a.total + b.total)
 
 
 def _inputs(snaps: Sequence[ServiceSnapshot], labels: ExporterLabels) -> list[InputSnapshot]:

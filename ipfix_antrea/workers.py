@@ -1,11 +1,13 @@
-# What an input or a sink knows of being one of several worker processes (`--workers N`).
-#
-# With `--workers N` the collector runs N worker processes (`ipfix_antrea.supervisor`), each with
-# its own listeners' share of the exporters and its own sinks. Plugins are told which worker they
-# are in by a `WorkerInfo`, and decide what that changes for them: a file-writing sink writes a
-# file of its own (`NAME-wK.EXT`, `per_worker_path`), standard output is shared under a lock, a
-# UDP input keeps its own state file and reads every worker's. `None` means the process is the
-# only one, and nothing changes.
+"""What an input or a sink knows of being one of several worker processes (`--workers N`).
+
+With `--workers N` the collector runs N worker processes (`ipfix_antrea.supervisor`), each with
+its own listeners' share of the exporters and its own sinks. Plugins are told which worker they
+are in by a `WorkerInfo`, and decide what that changes for them: a file-writing sink writes a
+file of its own (`NAME-wK.EXT`, `per_worker_path`), standard output is shared under a lock, a
+UDP input keeps its own state file and reads every worker's. `None` means the process is the
+only one, and nothing changes.
+"""
+
 from __future__ import annotations
 
 import os

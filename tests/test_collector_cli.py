@@ -11,8 +11,8 @@ from pathlib import Path
 
 import orjson
 import pytest
-
 from collector_harness import MemorySink, messages
+
 from ipfix_antrea import sinks
 from ipfix_antrea.cli import EXIT_INPUT_ERRORS, EXIT_OK, EXIT_SINK_FAILED, EXIT_USAGE, main
 

@@ -14,9 +14,9 @@ import warnings
 
 import pytest
 import trustme
-
 from collector_harness import MemorySink, RunningCollector, encoder, messages, row
 from elasticsearch_server import wait_until
+
 from ipfix_antrea.inputs.udp import HAND_OVER_RECORDS
 
 pytestmark = pytest.mark.timeout(60)
@@ -422,11 +422,11 @@ def test_allow_list_closes_tcp_connections_from_other_exporters():
 
 def test_stop_hands_over_what_connections_already_received():
     sink = MemorySink()
-    with RunningCollector(["tcp://127.0.0.1:0"], sink, flush_interval=3600) as c:
-        with socket.create_connection(("127.0.0.1", c.port("tcp"))) as s:
-            s.sendall(b"".join(messages(100, max_size=65535)))
-            time.sleep(0.3)
-            summary = c.stop()  # the exporter is still connected
+    with (RunningCollector(["tcp://127.0.0.1:0"], sink, flush_interval=3600) as c,
+          socket.create_connection(("127.0.0.1", c.port("tcp"))) as s):
+        s.sendall(b"".join(messages(100, max_size=65535)))
+        time.sleep(0.3)
+        summary = c.stop()  # the exporter is still connected
     assert len(sink.docs) == 100 and summary.sinks[0].delivered == 100
     assert sink.closed and sink.flushes >= 1
 

@@ -235,7 +235,7 @@ def test_sigterm_drains_connections_that_are_still_open_in_both_workers(tmp_path
         s.close()
     assert status == EXIT_OK
     assert "SIGTERM: stopping" in err and f"jsonl:{out}: 600 records delivered" in err
-    assert len(c.lines_matching(r"\[w0\]: tcp .* session ended")) + len(c.lines_matching(r"\[w1\]: tcp .* session ended")) == 12
+    assert len(c.lines_matching(r"\[w[01]\]: tcp .* session ended")) == 12
 
 
 def test_workers_1_is_one_process_as_without_the_flag(tmp_path):
@@ -297,7 +297,7 @@ def test_both_workers_write_whole_lines_to_one_standard_output():
     reader.start()
     send_tcp_at_once(port, 8, 4000)
     c.wait_for("tcp .* session ended", 8)
-    status, err = c.finish()
+    status, _ = c.finish()
     reader.join(30)
     docs = [orjson.loads(line) for line in received]  # a line cut by another worker's write fails here
     assert status == EXIT_OK
@@ -342,7 +342,7 @@ def test_readiness_says_each_part_once_and_templates_come_from_every_worker(tmp_
                 "--metrics-listen", "127.0.0.1:0")
     url = metrics_url(c)
     port = c.ports()["udp"]
-    exporters = udp_exporters(port, 10, lambda k: enc.template_messages())
+    exporters = udp_exporters(port, 10, lambda k: enc.template_messages())  # open until the end
     c.wait_for("session started", 10)
     assert wait_until(lambda: len(orjson.loads(get(url + "/templates")[1])["sessions"]) == 10)
     sessions = orjson.loads(get(url + "/templates")[1])["sessions"]
@@ -355,6 +355,7 @@ def test_readiness_says_each_part_once_and_templates_come_from_every_worker(tmp_
     assert lines[1] == f"input udp://127.0.0.1:0: listening on udp://127.0.0.1:{port}"  # said by both
     assert sorted(lines[2:]) == [f"worker 0: sink jsonl:{tmp_path / 'o-w0.jsonl'}: ready",
                                  f"worker 1: sink jsonl:{tmp_path / 'o-w1.jsonl'}: ready"]
+    del exporters
 
 
 # --------------------------------------------------------------------------------------------

@@ -326,7 +326,7 @@ def test_a_dead_letter_file_that_cannot_be_created_fails_the_sink_when_needed(se
     blocker.write_text("a file where a directory should be")
     sink = open_es(server, prefix, tmp_path, dead_letter=str(blocker / "dead.jsonl"))  # opens fine
     sink.write([{"no": "timestamp"}])  # refused at once: to the dead-letter file, which fails
-    with pytest.raises(SinkError, match="1 document.s. not delivered .*cannot write dead-letter file .*lost"):
+    with pytest.raises(SinkError, match=r"1 document\(s\) not delivered .*cannot write dead-letter file .*lost"):
         sink.close()
     assert sink.undelivered() == 1 and sink.stats()["in_flight"] == 0
 

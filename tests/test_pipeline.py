@@ -8,8 +8,8 @@ import threading
 import time
 
 import pytest
-
 from collector_harness import MemorySink, encoder, row
+
 from ipfix_antrea import Session
 from ipfix_antrea.inputs import Batch
 from ipfix_antrea.pipeline import Pipeline

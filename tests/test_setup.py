@@ -37,7 +37,8 @@ def dashboards(tmp_path, prefix):
     """A small Kibana export: a data view over the test's indices and a dashboard."""
     path = tmp_path / "objects.ndjson"
     objects = [
-        {"type": "index-pattern", "id": "flows-view", "attributes": {"title": f"{prefix}-*", "timeFieldName": "@timestamp"}},
+        {"type": "index-pattern", "id": "flows-view",
+         "attributes": {"title": f"{prefix}-*", "timeFieldName": "@timestamp"}},
         {"type": "dashboard", "id": "overview", "attributes": {"title": "Overview", "panelsJSON": "[]"},
          "references": []},
     ]

@@ -71,7 +71,7 @@ def test_jsonl_sink_flush_makes_written_documents_visible(tmp_path):
 
 def test_jsonl_sink_that_cannot_be_opened_raises_sink_error_naming_it(tmp_path):
     target = tmp_path / "no-such-dir" / "out.jsonl"
-    with pytest.raises(SinkError, match="jsonl:.*cannot open"):
+    with pytest.raises(SinkError, match=r"jsonl:.*cannot open"):
         open_sink(f"jsonl:{target}")
 
 
@@ -191,7 +191,8 @@ def test_stdout_shared_by_workers_is_refused_when_it_cannot_be_locked():
         StdoutSink(Unlockable(), shared=True)
 
 
-@pytest.mark.parametrize(("path", "worker"), [("flows.jsonl", "flows-w3.jsonl"), ("/var/log/flows", "/var/log/flows-w3"),
+@pytest.mark.parametrize(("path", "worker"), [("flows.jsonl", "flows-w3.jsonl"),
+                                              ("/var/log/flows", "/var/log/flows-w3"),
                                               ("a.b/flows.json.log", "a.b/flows.json-w3.log")])
 def test_a_workers_file_has_the_worker_number_before_the_extension(path, worker):
     assert WorkerInfo(3, 4).path(path) == worker

@@ -13,8 +13,8 @@ import socket
 import time
 
 import pytest
-
 from collector_harness import RunningCollector, encoder, row
+
 from ipfix_antrea import SavedTemplate
 from ipfix_antrea.cli import EXIT_USAGE, main
 from ipfix_antrea.inputs import parse_input_spec
@@ -150,8 +150,12 @@ def test_templates_of_exporters_that_did_not_send_since_are_kept_by_the_next_sav
 
 @pytest.mark.parametrize("content", [b"{\"format\": \"ipfix-antr", b"\x00\xff garbage", b"[1, 2, 3]",
                                      json.dumps({"format": "something else", "version": 1}).encode(),
-                                     json.dumps({"format": FORMAT, "version": 99}).encode()],
-                         ids=["cut", "binary", "not-an-object", "foreign", "future-version"])
+                                     json.dumps({"format": FORMAT, "version": 99}).encode(),
+                                     # 127.0.0.1 as a number, which ipaddress would take
+                                     json.dumps({"format": FORMAT, "version": 1, "scope": "session", "saved_at": 0,
+                                                 "exporters": [{"address": 2130706433, "port": 4739,
+                                                                "templates": []}]}).encode()],
+                         ids=["cut", "binary", "not-an-object", "foreign", "future-version", "numeric-address"])
 def test_a_corrupt_or_foreign_state_file_is_reported_and_ignored(tmp_path, content, caplog):
     (tmp_path / "udp-127.0.0.1-0.json").write_bytes(content)
     exporter = Exporter()
@@ -232,9 +236,9 @@ def test_a_failed_save_leaves_the_previous_file_as_it_was(tmp_path, monkeypatch)
 
 
 def test_two_collectors_cannot_share_one_state_file(tmp_path):
-    with RunningCollector(["udp://127.0.0.1:0"], state_dir=str(tmp_path)):
-        with RunningCollector(["udp://127.0.0.1:0"], state_dir=str(tmp_path)) as second:
-            summary = second.stop()
+    with (RunningCollector(["udp://127.0.0.1:0"], state_dir=str(tmp_path)),
+          RunningCollector(["udp://127.0.0.1:0"], state_dir=str(tmp_path)) as second):
+        summary = second.stop()
     assert summary.input_errors and "in use by another collector" in summary.input_errors[0]
 
 
@@ -249,7 +253,8 @@ def test_state_dir_comes_from_the_environment_as_the_manifests_set_it(tmp_path):
     from ipfix_antrea.inputs import open_input
 
     args = parse_args(build_parser(), ["-i", "udp://127.0.0.1:4739"],
-                      {"IPFIX_COLLECT_STATE_DIR": str(tmp_path / "state"), "IPFIX_COLLECT_UDP_TEMPLATE_SCOPE": "address"})
+                      {"IPFIX_COLLECT_STATE_DIR": str(tmp_path / "state"),
+                       "IPFIX_COLLECT_UDP_TEMPLATE_SCOPE": "address"})
     listener = open_input(args.inputs[0], options=args)
     assert listener._store.path == str(tmp_path / "state" / "udp-127.0.0.1-4739.json")
     assert listener.template_scope == "address"

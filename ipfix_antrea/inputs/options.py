@@ -1,11 +1,14 @@
-# What the network inputs share: reading spec options (`?rcvbuf=8M&reuseport=1`), resolving the
-# address to bind, binding one socket or several on one port, and writing addresses back the way
-# specs and logs show them.
+"""What the network inputs share: reading spec options (`?rcvbuf=8M&reuseport=1`), resolving the
+address to bind, binding one socket or several on one port, and writing addresses back the way
+specs and logs show them.
+"""
+
 from __future__ import annotations
 
 import argparse
 import socket
 from collections.abc import Callable
+from typing import Any
 
 from ..units import parse_size
 from . import InputError, InputSpec
@@ -38,7 +41,7 @@ def bool_option(spec: InputSpec, key: str, default: bool) -> bool:
     raise InputError(f"{spec}: {key}={spec.options[key]!r} is not a boolean (1/0, true/false)")
 
 
-def resolve_bind(spec: InputSpec, host: str, port: int, kind: int) -> tuple[int, tuple]:
+def resolve_bind(spec: InputSpec, host: str, port: int, kind: int) -> tuple[int, tuple[Any, ...]]:
     """The (family, sockaddr) to bind ``host:port``; ``*`` or an empty host means every IPv4
     address (``[::]`` for every address of both families)."""
     if host in ("", "*"):

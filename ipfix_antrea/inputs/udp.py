@@ -1,47 +1,48 @@
-# `udp://HOST:PORT`: IPFIX over UDP (RFC 7011 §10.3), one message per datagram.
-#
-# Each exporter (address, port) is a transport session with a `Session` of its own, so two
-# exporters that use the same template ids never see each other's templates. UDP templates are
-# soft state: they expire `template_lifetime` seconds after they were last sent (default 1800 s,
-# three times Antrea's 600 s refresh), and an exporter that has been silent that long is
-# forgotten (its counters move into the totals), so memory follows the live exporters.
-#
-# Template scope. RFC 7011 scopes templates to the transport session, which for UDP is the
-# exporter's (address, port): an exporter that restarts on a new source port is a new session and
-# must send its templates again before its data decodes. With `--udp-template-scope address` the
-# session is the exporter's address alone (as nfdump, pmacct and GoFlow2 do), so a restarted
-# exporter's data decodes with the templates it sent before. Sequence numbers stay per transport
-# session: when the source port changes, the count starts over (`Session.reset_sequence_numbers`)
-# rather than reporting the restart as a gap. The cost: exporters behind one address (NAT, two
-# exporting processes on one host) share one template space.
-#
-# Template persistence (`--state-dir`, `state.py`): the templates of every exporter are written to
-# a file on a timer (`state_interval`), soon after a template is added, changed or withdrawn, and
-# at shutdown; at start they are read back and given to each exporter's session when it first
-# sends, so data that arrives before the exporter's next refresh is decoded. A crash loses what
-# changed since the last write, and only until the exporters' next refresh. One of several worker
-# processes (`adopt`) writes a file of its own and reads every worker's (`state.py`).
-#
-# Reading: when the socket is readable, up to `READ_BURST` datagrams are read and decoded in one
-# turn of the event loop (a turn costs about what decoding a datagram does).
-# While datagrams come faster than one per turn, the listener stops waking up for each and reads
-# what came every `POLL_INTERVAL` (1 ms; the receive buffer holds far more than that), so that a
-# turn of the loop reads several; when a turn finds one or none, it waits for the socket again.
-# Decoded records are
-# handed over per exporter when `HAND_OVER_RECORDS` of them or `HAND_OVER_INTERVAL` (10 ms) have
-# built up, and whenever the socket has nothing left: a batch through the queue costs about what
-# decoding a datagram does, and an exporter sends only a record or two per datagram.
-#
-# UDP has no backpressure. An exporter's batch whose records do not fit in the delivery queue is
-# dropped, and its records counted as dropped; the kernel's receive buffer is what absorbs bursts while
-# the collector is busy elsewhere, and it decides the highest rate taken without loss (with the
-# kernel's default of 208 KiB, about a third of what 4 MiB gives; docs/performance.md). So we ask
-# for 4 MiB unless told otherwise (`rcvbuf`, `--udp-rcvbuf`). The kernel caps it at
-# net.core.rmem_max: when an explicit size is capped, we say so at start. `reuseport` sets SO_REUSEPORT so several collectors can
-# share a port (the kernel spreads exporters between them).
-#
-# Options, in the spec (`udp://0.0.0.0:4739?rcvbuf=8M&reuseport=1`) or as flags for every UDP
-# input (`--udp-rcvbuf`, `--udp-reuse-port`); the spec wins.
+"""`udp://HOST:PORT`: IPFIX over UDP (RFC 7011 §10.3), one message per datagram.
+
+Each exporter (address, port) is a transport session with a `Session` of its own, so two
+exporters that use the same template ids never see each other's templates. UDP templates are
+soft state: they expire `template_lifetime` seconds after they were last sent (default 1800 s,
+three times Antrea's 600 s refresh), and an exporter that has been silent that long is
+forgotten (its counters move into the totals), so memory follows the live exporters.
+
+Template scope. RFC 7011 scopes templates to the transport session, which for UDP is the
+exporter's (address, port): an exporter that restarts on a new source port is a new session and
+must send its templates again before its data decodes. With `--udp-template-scope address` the
+session is the exporter's address alone (as nfdump, pmacct and GoFlow2 do), so a restarted
+exporter's data decodes with the templates it sent before. Sequence numbers stay per transport
+session: when the source port changes, the count starts over (`Session.reset_sequence_numbers`)
+rather than reporting the restart as a gap. The cost: exporters behind one address (NAT, two
+exporting processes on one host) share one template space.
+
+Template persistence (`--state-dir`, `state.py`): the templates of every exporter are written to
+a file on a timer (`state_interval`), soon after a template is added, changed or withdrawn, and
+at shutdown; at start they are read back and given to each exporter's session when it first
+sends, so data that arrives before the exporter's next refresh is decoded. A crash loses what
+changed since the last write, and only until the exporters' next refresh. One of several worker
+processes (`adopt`) writes a file of its own and reads every worker's (`state.py`).
+
+Reading: when the socket is readable, up to `READ_BURST` datagrams are read and decoded in one
+turn of the event loop (a turn costs about what decoding a datagram does). While datagrams come
+faster than one per turn, the listener stops waking up for each and reads what came every
+`POLL_INTERVAL` (1 ms; the receive buffer holds far more than that), so that a turn of the loop
+reads several; when a turn finds one or none, it waits for the socket again. Decoded records are
+handed over per exporter when `HAND_OVER_RECORDS` of them or `HAND_OVER_INTERVAL` (10 ms) have
+built up, and whenever the socket has nothing left: a batch through the queue costs about what
+decoding a datagram does, and an exporter sends only a record or two per datagram.
+
+UDP has no backpressure. An exporter's batch whose records do not fit in the delivery queue is
+dropped, and its records counted as dropped; the kernel's receive buffer is what absorbs bursts
+while the collector is busy elsewhere, and it decides the highest rate taken without loss (with
+the kernel's default of 208 KiB, about a third of what 4 MiB gives; docs/performance.md). So we
+ask for 4 MiB unless told otherwise (`rcvbuf`, `--udp-rcvbuf`). The kernel caps it at
+net.core.rmem_max: when an explicit size is capped, we say so at start. `reuseport` sets
+SO_REUSEPORT so several collectors can share a port (the kernel spreads exporters between them).
+
+Options, in the spec (`udp://0.0.0.0:4739?rcvbuf=8M&reuseport=1`) or as flags for every UDP
+input (`--udp-rcvbuf`, `--udp-reuse-port`); the spec wins.
+"""
+
 from __future__ import annotations
 
 import argparse
@@ -51,13 +52,24 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
-from ipfix_antrea import (DecodeError, Registry, SavedTemplate, Session, SessionStats, TemplateAdded,
-                          TemplateRedefined, TemplateWithdrawn)
+from ipfix_antrea import (
+    DecodeError,
+    Event,
+    Record,
+    Registry,
+    SavedTemplate,
+    Session,
+    SessionStats,
+    TemplateAdded,
+    TemplateRedefined,
+    TemplateWithdrawn,
+)
 
 from ..units import parse_size
-from . import DEFAULT_TEMPLATE_LIFETIME, Batch, InputError, InputSpec, Intake, SessionSettings, session_factory
 from ..workers import WorkerInfo
+from . import DEFAULT_TEMPLATE_LIFETIME, Batch, InputError, InputSpec, Intake, SessionSettings, session_factory
 from .options import bind_sockets, bool_option, format_address, size_option, socket_address
 from .state import ExporterKey, TemplateStore, check_state_dir
 
@@ -110,7 +122,7 @@ class UdpListener:
         self._waiting = 0  # records they hold
         self._waiting_since = 0.0  # monotonic time of the first of them
         self._polling: asyncio.Handle | None = None  # the next `_poll`, while datagrams keep coming
-        self._tasks: list[asyncio.Task] = []
+        self._tasks: list[asyncio.Task[None]] = []
         self.state_interval = state_interval
         self._state_dir = state_dir
         self._store = TemplateStore(state_dir, self._host, self._port, template_scope) \
@@ -243,6 +255,7 @@ class UdpListener:
         """Offers what each exporter decoded and has not handed over, one batch per exporter:
         all of it is queued, or all of it dropped (and counted) when the queue has no room."""
         intake = self._intake
+        assert intake is not None  # given by start(), before the socket is read
         for exporter in self._decoded:
             records, events = exporter.records, exporter.events
             exporter.records, exporter.events = [], []
@@ -252,9 +265,10 @@ class UdpListener:
         self._decoded.clear()
         self._waiting = 0
 
-    def datagram_received(self, data: bytes, addr: tuple) -> None:
+    def datagram_received(self, data: bytes, addr: tuple[Any, ...]) -> None:
         """Decodes one datagram; its records and events wait for `_hand_over`."""
         intake = self._intake
+        assert intake is not None  # given by start(), before the socket is read
         key = (addr[0], addr[1] if self._by_port else None)
         exporter = self._exporters.get(key)
         if exporter is None:
@@ -296,21 +310,25 @@ class UdpListener:
         _log.debug("%s: socket error: %s", self.name, exc)
 
     def _start_session(self, key: ExporterKey, port: int) -> _Exporter:
+        intake = self._intake
+        assert intake is not None
         exporter = self._exporters[key] = _Exporter(self._new_session(), _source(key), key[0], port)
-        self._intake.session_started(exporter.source)
+        intake.session_started(exporter.source)
         restored = self._restored.pop(key, None)
         if restored:
+            store = self._store
+            assert store is not None  # templates are restored only from a state file
             now = time.monotonic()
             session = exporter.session
             for saved, sent in restored:  # one at a time: a bad record costs only itself
                 try:
                     session.import_templates([_aged(saved, sent, now)], now)
                 except DecodeError as err:
-                    self._intake.report(self.name, "bad saved template", f"{self._store.read_from}: "
+                    intake.report(self.name, "bad saved template", f"{store.read_from}: "
                                         f"{exporter.source}: a saved template is refused: {err.reason}")
             if session.templates:
                 _log.info("%s: %d templates restored from %s", exporter.source, len(session.templates),
-                          self._store.read_from)
+                          store.read_from)
         return exporter
 
     # ---------------------------------------------------------------- forgetting
@@ -323,6 +341,8 @@ class UdpListener:
 
     def sweep(self, now: float) -> None:
         """Expires stale templates and forgets exporters silent for a template lifetime."""
+        intake = self._intake
+        assert intake is not None
         self._hand_over()  # what they decoded goes before what ending their sessions reports
         for key, exporter in list(self._exporters.items()):
             exporter.session.expire_templates(now)
@@ -331,37 +351,42 @@ class UdpListener:
             else:
                 events = exporter.session.take_events()
                 if events:
-                    self._intake.offer(Batch(exporter.source, (), key[0], events))
+                    intake.offer(Batch(exporter.source, (), key[0], events))
         for key, restored in list(self._restored.items()):  # saved templates nobody came for
             restored[:] = [(t, sent) for t, sent in restored if now - sent <= self.template_lifetime]
             if not restored:
                 del self._restored[key]
 
     def _forget(self, key: ExporterKey) -> None:
+        intake = self._intake
+        assert intake is not None
         exporter = self._exporters.pop(key)
         session = exporter.session
         session.close()  # data sets still waiting for a template are dropped, and counted
         events = session.take_events()
         if events:
-            self._intake.offer(Batch(exporter.source, (), key[0], events))
-        self._intake.session_ended(exporter.source, session.stats)
+            intake.offer(Batch(exporter.source, (), key[0], events))
+        intake.session_ended(exporter.source, session.stats)
 
     # ---------------------------------------------------------------- the state file
 
     def _load_state(self) -> None:
-        saved, problems = self._store.load(time.time())
+        store, intake = self._store, self._intake
+        assert store is not None and intake is not None
+        saved, problems = store.load(time.time())
         for path, exc in problems:
-            self._intake.report(self.name, "bad state file", f"{path}: {exc}; ignored, "
+            intake.report(self.name, "bad state file", f"{path}: {exc}; ignored, "
                                 "templates are learned from the exporters again")
         now = time.monotonic()
         count = 0
         for key, templates in saved.items():
-            fresh = [(t, now - t.age) for t in templates if t.age <= self.template_lifetime]
+            ages = [(t, t.age or 0.0) for t in templates]  # a state file gives every template its age
+            fresh = [(t, now - age) for t, age in ages if age <= self.template_lifetime]
             if fresh:
                 self._restored[key] = fresh
                 count += len(fresh)
         _log.info("%s: %d templates of %d exporters read from %s", self.name, count,
-                  len(self._restored), self._store.read_from)
+                  len(self._restored), store.read_from)
 
     def snapshot(self, now: float) -> dict[ExporterKey, list[SavedTemplate]]:
         """Every exporter's templates as of ``now`` (monotonic), with those read from the state
@@ -374,11 +399,14 @@ class UdpListener:
         return state
 
     async def _save(self) -> None:
+        store = self._store
+        assert store is not None  # called only with --state-dir
         state = self.snapshot(time.monotonic())  # taken on the loop: sessions change nowhere else
         try:
-            await asyncio.to_thread(self._store.save, state, time.time())
+            await asyncio.to_thread(store.save, state, time.time())
         except OSError as exc:
-            self._intake.report(self.name, "state file not written", f"{self._store.path}: cannot "
+            assert self._intake is not None
+            self._intake.report(self.name, "state file not written", f"{store.path}: cannot "
                                 f"write: {exc.strerror or exc}; templates are not saved")
 
     async def _save_forever(self) -> None:
@@ -387,7 +415,7 @@ class UdpListener:
             try:
                 await asyncio.wait_for(changed.wait(), self.state_interval)
                 await asyncio.sleep(STATE_SETTLE)  # an exporter sends its templates together
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
             changed.clear()
             await self._save()
@@ -406,8 +434,8 @@ class _Exporter:
         self.host = host
         self.port = port
         self.last_seen = 0.0
-        self.records: list = []  # decoded in this turn of the event loop, not handed over yet
-        self.events: list = []
+        self.records: list[Record] = []  # decoded in this turn of the event loop, not handed over yet
+        self.events: list[Event] = []
 
 
 def _source(key: ExporterKey) -> str:

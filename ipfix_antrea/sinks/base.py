@@ -1,13 +1,15 @@
-# The sink interface, and the JSON-lines writer that the file and stdout sinks share.
-#
-# A sink receives documents (plain dicts, JSON-ready) in batches. Batching is the unit of work
-# because every real output wants it: a file write, a pipe write, an Elasticsearch _bulk request.
-# A sink knows nothing about IPFIX, sessions or inputs; the collector knows sinks only through this
-# interface and the scheme registry in `ipfix_antrea.sinks`, never by class name (the ipfixcol2
-# output-plugin idea). Adding a sink = one module + one `register_sink` call.
-#
-# Serialisation is orjson, one document per line, each line `\n`-terminated (JSON Lines). A batch
-# is serialised into one buffer and handed to the stream in a single write.
+r"""The sink interface, and the JSON-lines writer that the file and stdout sinks share.
+
+A sink receives documents (plain dicts, JSON-ready) in batches. Batching is the unit of work
+because every real output wants it: a file write, a pipe write, an Elasticsearch _bulk request.
+A sink knows nothing about IPFIX, sessions or inputs; the collector knows sinks only through this
+interface and the scheme registry in `ipfix_antrea.sinks`, never by class name (the ipfixcol2
+output-plugin idea). Adding a sink = one module + one `register_sink` call.
+
+Serialisation is orjson, one document per line, each line `\n`-terminated (JSON Lines). A batch
+is serialised into one buffer and handed to the stream in a single write.
+"""
+
 from __future__ import annotations
 
 import bisect
@@ -17,7 +19,7 @@ import os
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import BinaryIO, Protocol, runtime_checkable
+from typing import Any, BinaryIO, Protocol, runtime_checkable
 
 import orjson
 
@@ -64,7 +66,7 @@ class Sink(Protocol):
     name: str
     wants_ids: bool
 
-    def write(self, docs: Sequence[dict], ids: Sequence[str] | None = None) -> None: ...
+    def write(self, docs: Sequence[dict[str, Any]], ids: Sequence[str] | None = None) -> None: ...
 
     def flush(self) -> None: ...
 
@@ -169,7 +171,7 @@ def exclusive(fd: int, name: str) -> Iterator[None]:
 _APPEND_NEWLINE = orjson.OPT_APPEND_NEWLINE
 
 
-def serialize(docs: Sequence[dict]) -> bytearray:
+def serialize(docs: Sequence[dict[str, Any]]) -> bytearray:
     """A batch of documents as JSON Lines: one compact object per line, each `\\n`-terminated.
 
     Each document's JSON is appended to one buffer as soon as it is made, so its memory is
@@ -192,7 +194,7 @@ class StreamSink(SinkBase):
         self._owns_stream = owns_stream
         self._closed = False
 
-    def write(self, docs: Sequence[dict], ids: Sequence[str] | None = None) -> None:
+    def write(self, docs: Sequence[dict[str, Any]], ids: Sequence[str] | None = None) -> None:
         if not docs:
             return
         data = serialize(docs)

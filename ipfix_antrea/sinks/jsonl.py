@@ -1,17 +1,19 @@
-# `jsonl:PATH`: append JSON Lines to a file, optionally rotated by size and/or time, with the
-# rotated files optionally gzipped and pruned (see `rotation` and docs/jsonl.md).
-#
-# Appending (never truncating) lets repeated runs add to one file, the way Logstash's file output
-# does. Each batch goes to the operating system in one write as soon as `write` is called, with no
-# buffer of our own: a document that `write` accepted is in the file even if the collector is
-# killed a moment later, a file tailer (Filebeat, Vector) sees it at once, and a failed write is
-# the failure of exactly that batch, which is then removed again so that no half line remains.
-# `flush` adds durability on request (`--jsonl-fsync`) and the time-based rotation check, which
-# must run even while no documents arrive.
-#
-# Errors that lose no document (a rotation or compression that failed while the documents still
-# went to the live file) do not fail the `write` that met them, since the collector would then
-# count delivered documents as lost; they are raised by the next `flush` or `close` instead.
+"""`jsonl:PATH`: append JSON Lines to a file, optionally rotated by size and/or time, with the
+rotated files optionally gzipped and pruned (see `rotation` and docs/jsonl.md).
+
+Appending (never truncating) lets repeated runs add to one file, the way Logstash's file output
+does. Each batch goes to the operating system in one write as soon as `write` is called, with no
+buffer of our own: a document that `write` accepted is in the file even if the collector is
+killed a moment later, a file tailer (Filebeat, Vector) sees it at once, and a failed write is
+the failure of exactly that batch, which is then removed again so that no half line remains.
+`flush` adds durability on request (`--jsonl-fsync`) and the time-based rotation check, which
+must run even while no documents arrive.
+
+Errors that lose no document (a rotation or compression that failed while the documents still
+went to the live file) do not fail the `write` that met them, since the collector would then
+count delivered documents as lost; they are raised by the next `flush` or `close` instead.
+"""
+
 from __future__ import annotations
 
 import argparse
@@ -20,9 +22,10 @@ import os
 import stat
 import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
-from .base import SinkBase, SinkContext, SinkError, exclusive, serialize
 from ..units import parse_duration, parse_keep, parse_size
+from .base import SinkBase, SinkContext, SinkError, exclusive, serialize
 from .rotation import Housekeeper, RotatedNames, fsync_directory, next_boundary
 
 __all__ = ["JsonLinesSink", "add_jsonl_arguments", "open_jsonl"]
@@ -88,7 +91,7 @@ class JsonLinesSink(SinkBase):
         if rotating:
             self._rotate_if_due(0)
 
-    def write(self, docs: Sequence[dict], ids: Sequence[str] | None = None) -> None:
+    def write(self, docs: Sequence[dict[str, Any]], ids: Sequence[str] | None = None) -> None:
         """Append a batch, rotating first if it is due. Either the whole batch is in the file
         when this returns, or it raises `SinkError` and none of the batch is."""
         if self._closed:
@@ -157,7 +160,7 @@ class JsonLinesSink(SinkBase):
         finally:
             os.close(fd)
 
-    def _append(self, data: bytes, count: int) -> None:
+    def _append(self, data: bytes | bytearray, count: int) -> None:
         """Write all of ``data``; on failure cut the file back to where the batch began, so that
         the next batch does not continue a half line."""
         assert self._fd is not None

@@ -1,22 +1,24 @@
-# `stdout`: JSON Lines on standard output, for pipes (`| jq`, `| head`) and debugging.
-#
-# Writes go to the binary buffer under sys.stdout (orjson produces bytes), looked up when the sink
-# is opened so that a replaced sys.stdout (tests, embedding) is honoured. Closing the sink flushes
-# but never closes the process's stdout.
-#
-# Worker processes (`--workers N`) share one standard output. A pipe keeps a write whole only up
-# to PIPE_BUF (4096 bytes), and a batch is tens of kilobytes, so writes of several processes
-# would interleave inside lines. So each worker writes every batch, and flushes it, while it
-# holds a lock on standard output (`exclusive`): one batch is written at a time, whole. Lines of
-# different workers come in no particular order; each line is whole. Standard output that cannot
-# be locked is refused when the sink opens.
+"""`stdout`: JSON Lines on standard output, for pipes (`| jq`, `| head`) and debugging.
+
+Writes go to the binary buffer under sys.stdout (orjson produces bytes), looked up when the sink
+is opened so that a replaced sys.stdout (tests, embedding) is honoured. Closing the sink flushes
+but never closes the process's stdout.
+
+Worker processes (`--workers N`) share one standard output. A pipe keeps a write whole only up
+to PIPE_BUF (4096 bytes), and a batch is tens of kilobytes, so writes of several processes
+would interleave inside lines. So each worker writes every batch, and flushes it, while it
+holds a lock on standard output (`exclusive`): one batch is written at a time, whole. Lines of
+different workers come in no particular order; each line is whole. Standard output that cannot
+be locked is refused when the sink opens.
+"""
+
 from __future__ import annotations
 
 import argparse
 import contextlib
 import sys
 from collections.abc import Sequence
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from .base import SinkContext, SinkError, StreamSink, exclusive
 
@@ -38,7 +40,7 @@ class StdoutSink(StreamSink):
             with self._exclusive():  # refused now, not at the first write
                 pass
 
-    def write(self, docs: Sequence[dict], ids: Sequence[str] | None = None) -> None:
+    def write(self, docs: Sequence[dict[str, Any]], ids: Sequence[str] | None = None) -> None:
         if not self.shared:
             super().write(docs, ids)
             return
