@@ -19,7 +19,6 @@ from elasticsearch_server import (
     cleanup,
     decode,
     flow_documents,
-    require_es,
     unique_prefix,
     wait_until,
 )
@@ -33,18 +32,6 @@ from ipfix_antrea.sinks.elasticsearch import (
     make_client,
 )
 from ipfix_antrea.sinks.es_mapping import element_mapping
-
-
-@pytest.fixture(scope="module")
-def server():
-    return require_es()
-
-
-@pytest.fixture
-def prefix(server, request):
-    name = unique_prefix(request.node.name.split("[")[0][5:25].replace("_", "-"))
-    yield name
-    cleanup(server, name)
 
 
 def open_es(server, prefix, tmp_path, **settings) -> ElasticsearchSink:

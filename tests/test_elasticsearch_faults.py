@@ -13,10 +13,7 @@ import pytest
 import trustme
 from elasticsearch_server import (
     FaultProxy,
-    cleanup,
     flow_documents,
-    require_es,
-    unique_prefix,
     wait_until,
 )
 
@@ -26,18 +23,6 @@ from ipfix_antrea.sinks.elasticsearch import (
     ElasticsearchSink,
     make_client,
 )
-
-
-@pytest.fixture(scope="module")
-def server():
-    return require_es()
-
-
-@pytest.fixture
-def prefix(server, request):
-    name = unique_prefix(request.node.name[5:25].replace("_", "-"))
-    yield name
-    cleanup(server, name)
 
 
 @pytest.fixture

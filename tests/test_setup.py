@@ -10,7 +10,7 @@ import threading
 import time
 
 import pytest
-from elasticsearch_server import FaultProxy, cleanup, require_es, unique_prefix
+from elasticsearch_server import FaultProxy, cleanup
 from kibana_server import FakeKibana
 
 from ipfix_antrea.cli import EXIT_OK, EXIT_SETUP_FAILED, main
@@ -19,17 +19,6 @@ from ipfix_antrea.provision import data_view_ids, import_dashboards
 
 pytestmark = pytest.mark.timeout(120)
 
-
-@pytest.fixture(scope="module")
-def server():
-    return require_es()
-
-
-@pytest.fixture
-def prefix(server, request):
-    name = unique_prefix(request.node.name[5:25].replace("_", "-"))
-    yield name
-    cleanup(server, name)
 
 
 @pytest.fixture
