@@ -140,10 +140,9 @@ def check(flows: list[Flow], ours: list[dict], peer: list[dict]) -> int:
         raise AssertionError(f"record counts differ: encoded {n}, ipfix_antrea {len(ours)}, python-ipfix {len(peer)}")
     checked = 0
     for template_id, elements in FA_TEMPLATES.items():
-        def of_template(records: list[dict]) -> list[dict]:
-            return [r for r in records if elements[10].name in r]  # the address pair tells IPv4 from IPv6
+        address = elements[10].name  # the address pair tells IPv4 from IPv6
         sent = [f.values for f in flows if f.template_id == template_id]
-        ours_t, peer_t = of_template(ours), of_template(peer)
+        ours_t, peer_t = [r for r in ours if address in r], [r for r in peer if address in r]
         if not len(sent) == len(ours_t) == len(peer_t):
             raise AssertionError(f"template {template_id}: encoded {len(sent)} records, ipfix_antrea "
                                  f"{len(ours_t)}, python-ipfix {len(peer_t)}")
@@ -237,7 +236,7 @@ def run_shape(shape: Shape, records: int, seed: int, rounds: int) -> dict:
     res["ratio_median"] = res["ipfix_antrea"]["median_records_per_s"] / res["python_ipfix"]["median_records_per_s"]
     # Each round times both sides back to back, so a round's ratio is the least exposed to other
     # load on the machine; the median of those is the headline figure.
-    res["ratio_per_round"] = [p / o for o, p in zip(ours_t, peer_t)]
+    res["ratio_per_round"] = [p / o for o, p in zip(ours_t, peer_t, strict=True)]
     res["ratio_paired_median"] = statistics.median(res["ratio_per_round"])
     res["goal_ratio"] = GOALS[shape.name]
     res["goal_met"] = res["ratio_paired_median"] >= res["goal_ratio"]
@@ -401,7 +400,8 @@ def main(argv: list[str] | None = None) -> int:
 
     out = sys.stderr if args.json == "-" else sys.stdout
     print(f"python {env['python']} on {env['cpu']} ({env['nproc']} CPUs); "
-          f"ipfix-antrea {env['ipfix-antrea']} ({env['git_commit']}), python-ipfix {env['ipfix (python-ipfix)']}", file=out)
+          f"ipfix-antrea {env['ipfix-antrea']} ({env['git_commit']}), "
+          f"python-ipfix {env['ipfix (python-ipfix)']}", file=out)
     print(f"stream: Flow Aggregator Aggregate-mode templates, {len(FA_AGGREGATE_IPV4)} IEs; "
           f"{args.records} records (seed {args.seed}); {args.rounds} rounds per side; load average "
           f"{os.getloadavg()[0]:.2f} at the start", file=out)
@@ -440,7 +440,8 @@ def main(argv: list[str] | None = None) -> int:
     if micro:
         c, k = micro["construct"], micro["compiled"]
         print(f"\n[micro] one data record at a time, {c['records']} records, data set bodies only:", file=out)
-        print(f"  wire.data_record_struct (construct, raw values)  best {c['best_records_per_s']:>10,.0f} rec/s", file=out)
+        print(f"  wire.data_record_struct (construct, raw values)  best {c['best_records_per_s']:>10,.0f} rec/s",
+              file=out)
         print(f"  Template.decode (compiled, converted values)     best {k['best_records_per_s']:>10,.0f} rec/s"
               f"   ({micro['speedup']:.1f}x)", file=out)
 

@@ -43,12 +43,12 @@ if __package__ in (None, ""):  # run as a script: import the stream module and t
     _here = os.path.dirname(os.path.abspath(__file__))
     sys.path[:0] = [_here, os.path.dirname(_here)]
     from antrea_stream import SHAPES, Shape, add_shape_arguments, chosen_shapes, shape_messages  # type: ignore[no-redef]
-    from report import write_json  # type: ignore[no-redef]
     from bench_decode import environment  # type: ignore[no-redef]
+    from report import write_json  # type: ignore[no-redef]
 else:
     from .antrea_stream import SHAPES, Shape, add_shape_arguments, chosen_shapes, shape_messages
-    from .report import write_json
     from .bench_decode import environment
+    from .report import write_json
 
 #: ratio ipfix-collect / ipfixDump each shape should reach (issue 11); a file of --file: 1.0
 GOALS = {"tcp": 1.3, "udp-1472": 1.3, "udp-refresh": 1.0, "udp-mixed": 1.0}

@@ -81,6 +81,8 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
+from typing import ClassVar
 
 if __package__ in (None, ""):  # run as a script: import the stream module and the in-tree library
     _here = os.path.dirname(os.path.abspath(__file__))
@@ -183,7 +185,7 @@ def build(args) -> dict:
     gobin = os.path.join(args.build_dir, "peers", "bin")
     goflow2 = os.path.join(gobin, "goflow2")
     stamp = goflow2 + ".version"
-    if go and args.install and not (os.path.exists(stamp) and open(stamp).read() == GOFLOW2_VERSION):
+    if go and args.install and not (os.path.exists(stamp) and Path(stamp).read_text() == GOFLOW2_VERSION):
         _say(f"go install {GOFLOW2_MODULE}@{GOFLOW2_VERSION}")
         r = subprocess.run([go, "install", f"{GOFLOW2_MODULE}@{GOFLOW2_VERSION}"],
                            env={**os.environ, "GOBIN": gobin, "GOFLAGS": "-buildvcs=false"})
@@ -192,7 +194,7 @@ def build(args) -> dict:
                 f.write(GOFLOW2_VERSION)
     if os.path.exists(stamp):
         tools["goflow2"] = goflow2
-        versions["goflow2"] = f"GoFlow2 {open(stamp).read()}"
+        versions["goflow2"] = f"GoFlow2 {Path(stamp).read_text()}"
     else:
         missing["goflow2"] = f"go install {GOFLOW2_MODULE}@{GOFLOW2_VERSION}" + ("" if go else " (no go on PATH)")
 
@@ -229,7 +231,7 @@ def _dist_version(name: str) -> str | None:
 def raise_rmem_max(size: int) -> str | None:
     """Raises net.core.rmem_max to ``size`` when lower and root; says what it did (or None)."""
     path = "/proc/sys/net/core/rmem_max"
-    current = int(open(path).read())
+    current = int(Path(path).read_text())
     if current >= size:
         return None
     if os.geteuid() != 0:
@@ -246,7 +248,7 @@ def rmem_default(size: int | None) -> Iterator[None]:
     if size is None or os.geteuid() != 0:
         yield
         return
-    old = open(path).read().strip()
+    old = Path(path).read_text().strip()
     with open(path, "w") as f:
         f.write(str(size))
     try:
@@ -344,10 +346,11 @@ class Nfacctd(Peer):
     flush_delay = 1.0  # print_refresh_time
     stop_grace = 3.0  # it sometimes ignores SIGTERM (signals blocked in the core); output is on disk by then
 
-    _SEMANTICS = {"string": ("vlen", "str"), "unsigned8": ("1", "u_int"), "unsigned16": ("2", "u_int"),
-                  "unsigned64": ("8", "u_int"), "ipv4Address": ("4", "ip"), "dateTimeSeconds": ("4", "u_int")}
-    _IANA = {"ip_src": "sourceIPv4Address", "ip_dst": "destinationIPv4Address",
-             "port_src": "sourceTransportPort", "port_dst": "destinationTransportPort"}
+    _SEMANTICS: ClassVar[dict[str, tuple[str, str]]] = {
+        "string": ("vlen", "str"), "unsigned8": ("1", "u_int"), "unsigned16": ("2", "u_int"),
+        "unsigned64": ("8", "u_int"), "ipv4Address": ("4", "ip"), "dateTimeSeconds": ("4", "u_int")}
+    _IANA: ClassVar[dict[str, str]] = {"ip_src": "sourceIPv4Address", "ip_dst": "destinationIPv4Address",
+                                       "port_src": "sourceTransportPort", "port_dst": "destinationTransportPort"}
 
     def __init__(self, exe: str, antrea: bool, workdir: str) -> None:
         self.exe, self.antrea, self.workdir = exe, antrea, workdir
@@ -394,9 +397,10 @@ class GoFlow2(Peer):
     elements left in GoFlow2's default rendering of bytes, hex)."""
 
     sets_rcvbuf = False
-    _IANA = {"src_addr": "sourceIPv4Address", "dst_addr": "destinationIPv4Address",
-             "src_port": "sourceTransportPort", "dst_port": "destinationTransportPort"}
-    _LABELS = {"text": "mapping file, strings as text", "labels-hex": "mapping file, Pod labels as hex"}
+    _IANA: ClassVar[dict[str, str]] = {"src_addr": "sourceIPv4Address", "dst_addr": "destinationIPv4Address",
+                                       "src_port": "sourceTransportPort", "dst_port": "destinationTransportPort"}
+    _LABELS: ClassVar[dict[str, str]] = {"text": "mapping file, strings as text",
+                                         "labels-hex": "mapping file, Pod labels as hex"}
 
     def __init__(self, exe: str, mapping: str | None, workdir: str) -> None:
         self.exe, self.mapping, self.workdir = exe, mapping, workdir
@@ -427,7 +431,8 @@ class GoFlow2(Peer):
         return path
 
     def argv(self, transport, port, out_dir, rcvbuf):
-        argv = [self.exe, "-listen", f"netflow://127.0.0.1:{port}", "-addr", f"127.0.0.1:{free_port(socket.SOCK_STREAM)}",
+        argv = [self.exe, "-listen", f"netflow://127.0.0.1:{port}",
+                "-addr", f"127.0.0.1:{free_port(socket.SOCK_STREAM)}",
                 "-format", "json", "-transport.file", os.path.join(out_dir, "out.json")]
         return [*argv, "-mapping", self.mapping_file()] if self.mapping else argv
 
@@ -876,7 +881,8 @@ def tables(doc: dict) -> str:
             if common and common["loss"]:
                 common_cpu += f" (lost {common['loss']:,})"
             lines.append(f"| {label} | {_fmt_spread(r['zero_loss_records_per_s'])} | "
-                         f"{_fmt_spread(r['zero_loss_datagrams_per_s'])} | {_fmt_spread(r['cpu_per_100k_at_zero_loss'], 2)} | "
+                         f"{_fmt_spread(r['zero_loss_datagrams_per_s'])} | "
+                         f"{_fmt_spread(r['cpu_per_100k_at_zero_loss'], 2)} | "
                          f"{common_cpu} | {_mib(r['peak_rss_bytes'])} | {rb} |")
         lines.append("")
     files = doc.get("file") or {}

@@ -53,15 +53,15 @@ if __package__ in (None, ""):  # run as a script: import the stream module and t
     _here = os.path.dirname(os.path.abspath(__file__))
     sys.path[:0] = [_here, os.path.dirname(_here)]
     from antrea_stream import UDP_MESSAGE_SIZE  # type: ignore[no-redef]
-    from report import write_json  # type: ignore[no-redef]
     from bench_decode import environment  # type: ignore[no-redef]
     from bench_file_jsonl import collect_command, run  # type: ignore[no-redef]
+    from report import write_json  # type: ignore[no-redef]
     from udp_harness import datagram_pool, proc_udp, write_stream, zero_loss_search  # type: ignore[no-redef]
 else:
     from .antrea_stream import UDP_MESSAGE_SIZE
-    from .report import write_json
     from .bench_decode import environment
     from .bench_file_jsonl import collect_command, run
+    from .report import write_json
     from .udp_harness import datagram_pool, proc_udp, write_stream, zero_loss_search
 
 _LISTENING = re.compile(r"listening on udp://127\.0\.0\.1:(\d+)")
@@ -263,7 +263,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="records in the file-rate comparison; 0 skips it (default %(default)s)")
     p.add_argument("--file-rounds", type=int, default=3)
     p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--collect-cmd", metavar="CMD", help="how to run ipfix-collect (default: this interpreter -m ipfix_antrea.cli)")
+    p.add_argument("--collect-cmd", metavar="CMD",
+                   help="how to run ipfix-collect (default: this interpreter -m ipfix_antrea.cli)")
     p.add_argument("--workdir", default=os.path.join(tempfile.gettempdir(), "ipfix-antrea-bench"))
     p.add_argument("--json", nargs="?", const="-", metavar="PATH",
                    help="write machine-readable results to PATH (or stdout with no PATH)")
@@ -300,14 +301,16 @@ def main(argv: list[str] | None = None) -> int:
         line = (f"  => zero loss up to {r['zero_loss_records_per_s']:,.0f} records/s "
                 f"({r['zero_loss_datagrams_per_s']:,.0f} datagrams/s)")
         if file_summary:
-            line += (f" = {r['zero_loss_records_per_s'] / file_summary['ours']['records_per_s_wall']:.0%} of "
-                     f"ipfix-collect's file rate, {r['zero_loss_records_per_s'] / file_summary['peer']['records_per_s_wall']:.0%} "
-                     f"of ipfixDump's")
+            ours, peer = file_summary["ours"], file_summary["peer"]
+            rate = r["zero_loss_records_per_s"]
+            line += (f" = {rate / ours['records_per_s_wall']:.0%} of ipfix-collect's file rate, "
+                     f"{rate / peer['records_per_s_wall']:.0%} of ipfixDump's")
         print(line, file=out, flush=True)
 
     if args.json:
         doc = {"benchmark": "bench_udp_zero_loss",
-               "command": "python benchmarks/bench_udp_zero_loss.py " + " ".join(sys.argv[1:] if argv is None else argv),
+               "command": "python benchmarks/bench_udp_zero_loss.py "
+                          + " ".join(sys.argv[1:] if argv is None else argv),
                "environment": env, "rmem_default": rmem_default, "rmem_max": rmem_max,
                "seconds_per_step": args.seconds, "pool_generation_seconds": gen_s,
                "records_per_datagram": sum(counts) / len(counts), "file_rates": file_summary,

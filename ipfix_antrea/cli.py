@@ -1,41 +1,53 @@
-# `ipfix-collect`: inputs -> Session -> documents (Logstash's shape, enriched) -> sinks.
-#
-# The command is glue and nothing else: it parses flags (every one also settable from an
-# environment variable, as containers expect), opens the inputs, transforms and sinks named on
-# the command line through their registries (`ipfix_antrea.inputs`, `ipfix_antrea.documents`,
-# `ipfix_antrea.sinks`), hands them to the `Collector` (`ipfix_antrea.service`) and turns what
-# happened into log lines and an exit status. It knows no input, transform or sink by name: their
-# own flags come from the hooks they registered, and what documents hold is declared by the
-# document stage (`DocumentBuilder.fields`), which --help lists.
-#
-# Errors are the inputs' business to report, never a crash: an input that breaks stops with a
-# message on stderr, what was decoded before still goes out, and the exit status says so.
+"""`ipfix-collect`: inputs -> Session -> documents (Logstash's shape, enriched) -> sinks.
+
+The command is glue and nothing else: it parses flags (every one also settable from an
+environment variable, as containers expect), opens the inputs, transforms and sinks named on
+the command line through their registries (`ipfix_antrea.inputs`, `ipfix_antrea.documents`,
+`ipfix_antrea.sinks`), hands them to the `Collector` (`ipfix_antrea.service`) and turns what
+happened into log lines and an exit status. It knows no input, transform or sink by name: their
+own flags come from the hooks they registered, and what documents hold is declared by the
+document stage (`DocumentBuilder.fields`), which --help lists.
+
+Errors are the inputs' business to report, never a crash: an input that breaks stops with a
+message on stderr, what was decoded before still goes out, and the exit status says so.
+"""
+
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import difflib
 import gc
 import logging
 import os
 import shlex
+import socket
 import sys
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .documents import ENVELOPE_FIELDS, DocumentBuilder, make_builder, parse_enrich, transform_schemes
-from .inputs import InputError, input_schemes, open_input, parse_input_spec
+from .channel import serve_as_worker
+from .documents import ENVELOPE_FIELDS, make_builder, parse_enrich, transform_schemes
+from .inputs import Input, InputError, Listener, input_schemes, open_input, parse_input_spec
 from .inputs import add_arguments as add_input_arguments
 from .inputs.allow import AllowList
 from .monitor import DEFAULT_MAX_EXPORTERS, PROG, RunSummary
 from .pipeline import DEFAULT_BATCH_SIZE, DEFAULT_FLUSH_INTERVAL, DEFAULT_QUEUE_RECORDS
 from .service import DEFAULT_STATUS_INTERVAL, Collector, EarlySignals
-from .units import number
 from .sinks import Sink, SinkContext, SinkError, open_sink, parse_sink_spec, sink_schemes
 from .sinks.es_options import add_connection_arguments, add_index_arguments
+from .supervisor import WORKER_FLAG, Supervisor, WorkerLaunch, available_cpus
+from .units import number
+from .workers import WorkerInfo
 
 if TYPE_CHECKING:
     from ipfix_antrea import Registry
+
+    from .documents import TransformScheme
+    from .inputs import InputScheme
+    from .sinks import SinkScheme
 
 __all__ = ["main", "command", "build_parser", "build_setup_parser", "parse_args", "apply_environment",
            "unknown_variables", "exit_status", "ENV_PREFIX"]
@@ -54,7 +66,8 @@ DEFAULT_ENRICH = ("antrea",)
 
 
 def _epilog() -> str:
-    width = max(len(s.usage) for s in [*input_schemes(), *sink_schemes()]) + 2
+    schemes: list[InputScheme | SinkScheme] = [*input_schemes(), *sink_schemes()]
+    width = max(len(s.usage) for s in schemes) + 2
     lines = ["inputs (--input, repeatable; network inputs run together, files and captures are",
              "read one after the other; every exporter connection or address has its own session):"]
     lines += [f"  {s.usage:<{width}}{s.help}" for s in input_schemes()]
@@ -170,10 +183,15 @@ def build_parser() -> argparse.ArgumentParser:
     ops.add_argument("--metrics-exporters", type=_positive_int, default=DEFAULT_MAX_EXPORTERS, metavar="N",
                      help="exporters with a label of their own in the metrics; later ones count as "
                      f"exporter=\"other\" (default {DEFAULT_MAX_EXPORTERS})")
+    ops.add_argument("--workers", type=_workers, default=1, metavar="N|auto",
+                     help="worker processes that share the network inputs' exporters, each with its "
+                     "own sinks (jsonl:NAME.EXT writes NAME-wK.EXT); auto: one per CPU this process may "
+                     "use, or 1 with file or capture inputs, which one process reads (default 1)")
     ops.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
 
     add_input_arguments(parser)
-    for plugin in [*transform_schemes(), *sink_schemes()]:
+    plugins: list[TransformScheme | SinkScheme] = [*transform_schemes(), *sink_schemes()]
+    for plugin in plugins:
         if plugin.add_arguments is not None:
             plugin.add_arguments(parser)
     return parser
@@ -187,6 +205,15 @@ def _enrichment(text: str) -> tuple[str, ...]:
 
 
 _positive_int = number(int, minimum=1)
+
+
+def _workers(text: str) -> int | str:
+    if text.strip().lower() == "auto":
+        return "auto"
+    return int(_worker_number(text))
+
+
+_worker_number = number(int, minimum=1, what="worker count")
 _non_negative_float = number(float, minimum=0)
 _positive_float = number(float, above=0)
 
@@ -231,7 +258,7 @@ def apply_environment(parser: argparse.ArgumentParser, environ: Mapping[str, str
     error naming the variable.
     """
     appended: dict[str, int] = {}
-    for action in parser._actions:  # noqa: SLF001 - argparse has no public list of actions
+    for action in parser._actions:  # argparse has no public list of actions
         longs = [o for o in action.option_strings if o.startswith("--")]
         if not longs or isinstance(action, (argparse._HelpAction, argparse._VersionAction)):
             continue
@@ -239,6 +266,7 @@ def apply_environment(parser: argparse.ArgumentParser, environ: Mapping[str, str
         if name not in environ:
             continue
         text = environ[name]
+        default: object
         try:
             if isinstance(action, argparse._StoreTrueAction):
                 value = text.strip().lower()
@@ -260,7 +288,7 @@ def apply_environment(parser: argparse.ArgumentParser, environ: Mapping[str, str
 def _variables(parser: argparse.ArgumentParser) -> dict[str, str]:
     """``IPFIX_COLLECT_<FLAG>`` -> ``--flag`` for every flag a variable can set."""
     names = {}
-    for action in parser._actions:  # noqa: SLF001 - as in apply_environment
+    for action in parser._actions:  # as in apply_environment
         longs = [o for o in action.option_strings if o.startswith("--")]
         if longs and not isinstance(action, (argparse._HelpAction, argparse._VersionAction)):
             names[env_name(longs[0])] = longs[0]
@@ -306,9 +334,20 @@ class _Formatter(logging.Formatter):
         return f"{PROG}: {text}"
 
 
-def _setup_logging(level: str) -> logging.Handler:
+class _WorkerFormatter(_Formatter):
+    """``ipfix-collect[w1]: ...``: the lines of worker process 1 of ``--workers N``."""
+
+    def __init__(self, index: int) -> None:
+        super().__init__()
+        self._prefix = f"{PROG}[w{index}]: "
+
+    def format(self, record: logging.LogRecord) -> str:
+        return self._prefix + super().format(record)[len(PROG) + 2:]
+
+
+def _setup_logging(level: str, worker: WorkerInfo | None = None) -> logging.Handler:
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_Formatter())
+    handler.setFormatter(_Formatter() if worker is None else _WorkerFormatter(worker.index))
     logger = logging.getLogger("ipfix_antrea")
     logger.addHandler(handler)
     logger.setLevel(level.upper())
@@ -324,6 +363,8 @@ def exit_status(summary: RunSummary) -> int:
     """The documented exit status for a run that ended (see --help)."""
     if summary.sink_failed:
         return EXIT_SINK_FAILED
+    if summary.worker_deaths:
+        return EXIT_INPUT_ERRORS
     if summary.stopped_by_signal:
         return EXIT_OK
     c = summary.counters
@@ -358,23 +399,45 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     argv = list(sys.argv[1:] if argv is None else argv)
     environ = os.environ if environ is None else environ
     parser, setup_parser = build_parser(), build_setup_parser()
-    for warning in unknown_variables(environ, [parser, setup_parser]):
-        print(f"{PROG}: warning: {warning}", file=sys.stderr)
+    launch = None
+    if argv[:1] == [WORKER_FLAG]:  # a worker process of --workers N, started by its supervisor
+        launch, argv = WorkerLaunch.parse(argv[1]), argv[2:]
+    else:  # (the supervisor has warned already)
+        for warning in unknown_variables(environ, [parser, setup_parser]):
+            print(f"{PROG}: warning: {warning}", file=sys.stderr)
     if argv[:1] == ["setup"]:
         return _setup(parse_args(setup_parser, argv[1:], environ))
     args = parse_args(parser, argv, environ)
     level = "debug" if args.verbose else "warning" if args.quiet else args.log_level
-    handler = _setup_logging(level)
+    handler = _setup_logging(level, launch.info if launch else None)
     try:
-        return _run(args, level)
+        return _run(args, level, _Command(argv, environ, launch))
     finally:
         logging.getLogger("ipfix_antrea").removeHandler(handler)
 
 
-def _run(args: argparse.Namespace, level: str) -> int:
+@dataclass(frozen=True)
+class _Command:
+    """How this process was started: the command line and the environment its flags came
+    from (a supervisor starts its workers with them), and, in a worker, its `WorkerLaunch`."""
+
+    argv: list[str]
+    environ: Mapping[str, str]
+    launch: WorkerLaunch | None
+
+    def worker_environment(self) -> dict[str, str]:
+        """The process environment, with the flag variables this process was given."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith(ENV_PREFIX)}
+        return env | {k: v for k, v in self.environ.items() if k.startswith(ENV_PREFIX)}
+
+
+def _run(args: argparse.Namespace, level: str, command: _Command) -> int:
+    """One run: alone, as the supervisor of --workers N, or as one of its workers."""
     log = logging.getLogger("ipfix_antrea.collector")
     sinks: list[Sink] = []
     signals = EarlySignals()
+    launch = command.launch
+    status_interval = 0 if level in ("warning", "error") or launch else args.status_interval
     try:
         input_specs = [parse_input_spec(s) for s in args.inputs]
         sink_specs = [parse_sink_spec(s) for s in (args.sinks or ["stdout"])]
@@ -382,29 +445,58 @@ def _run(args: argparse.Namespace, level: str) -> int:
         registry = _load_registry(args.registries)
         documents = make_builder(args.enrich, args)
         inputs = [open_input(spec, registry=registry, options=args) for spec in input_specs]
-        context = SinkContext(registry, documents.fields)
-        for spec in sink_specs:
-            sinks.append(open_sink(spec, args, context))
-        collector = Collector(inputs, sinks, documents=documents, allow=allow, queue_records=args.queue_size,
-                              batch_size=args.batch_size, flush_interval=args.flush_interval,
-                              status_interval=0 if level in ("warning", "error") else args.status_interval,
-                              metrics_listen=args.metrics_listen, max_exporters=args.metrics_exporters)
+        listeners = [i for i in inputs if isinstance(i, Listener)]
+        workers = launch.count if launch else _worker_count(args.workers, inputs)
+        runner: Collector | Supervisor
+        if workers > 1 and not launch:
+            # The supervisor: its workers open the sinks (each its own) and run the inputs.
+            runner = Supervisor(command.argv, workers, listeners, [str(spec) for spec in sink_specs],
+                                environ=command.worker_environment(), status_interval=status_interval,
+                                metrics_listen=args.metrics_listen, max_exporters=args.metrics_exporters)
+        else:
+            if launch:  # a worker: the supervisor bound the listeners' sockets, in --input order
+                for listener, fd in zip(listeners, launch.sockets, strict=True):
+                    listener.adopt(socket.socket(fileno=fd), launch.info)
+            context = SinkContext(registry, documents.fields, launch.info if launch else None)
+            for spec in sink_specs:
+                sinks.append(open_sink(spec, args, context))
+            runner = Collector(inputs, sinks, documents=documents, allow=allow, queue_records=args.queue_size,
+                               batch_size=args.batch_size, flush_interval=args.flush_interval,
+                               status_interval=status_interval,
+                               metrics_listen=None if launch else args.metrics_listen,
+                               max_exporters=args.metrics_exporters, announce=not launch)
     except (InputError, SinkError, _UsageError, ValueError) as exc:
         log.error("%s", exc)
         _close_quietly(sinks)
         signals.restore()
         return EXIT_USAGE
 
-    if allow:
+    if allow and not launch:
         log.info("accepting exporters from %s only", allow)
-    signals.hand_over(collector)
-    summary = collector.run()  # its loop's handlers replace ours, and reset them at the end
+    signals.hand_over(runner)
+    if launch and isinstance(runner, Collector):  # the supervisor gets the numbers and says what happened
+        return exit_status(asyncio.run(serve_as_worker(runner, socket.socket(fileno=launch.channel))))
+    summary = runner.run()  # its loop's handlers replace ours, and reset them at the end
+    if isinstance(runner, Supervisor) and runner.failed_start is not None:
+        return runner.failed_start  # a worker could not start, and said why
     if summary.output_closed:
         _silence_stdout()
     if level in ("debug", "info"):
         for line in summary.lines():
             print(line, file=sys.stderr)
     return exit_status(summary)
+
+
+def _worker_count(workers: int | str, inputs: Sequence[Input | Listener]) -> int:
+    """--workers as a number of processes. Files and captures are read by one process: with
+    them, ``auto`` is 1 and a number above 1 is refused."""
+    finite = [i for i in inputs if not isinstance(i, Listener)]
+    if isinstance(workers, str):  # auto
+        return 1 if finite else available_cpus()
+    if workers > 1 and finite:
+        raise _UsageError(f"--workers {workers}: {finite[0].name}: files and captures are read by one "
+                          "process; read them without --workers (it applies to network inputs)")
+    return workers
 
 
 # --------------------------------------------------------------------------------------------

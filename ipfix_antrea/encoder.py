@@ -133,7 +133,7 @@ class Encoder:
         template = self._templates[template_id]
         values = values_in_order(template, record)
         return b"".join(encode_field(spec, value, self)
-                        for spec, value in zip(template.fields, values))
+                        for spec, value in zip(template.fields, values, strict=True))
 
     def encode(self, template_id: int, records: Iterable[RecordLike]) -> list[bytes]:
         """Messages carrying ``records`` in data sets of ``template_id``, split at the size cap;

@@ -1,35 +1,40 @@
-# `--metrics-listen HOST:PORT`: the collector's operations endpoints over HTTP.
-#
-#   /metrics    Prometheus metrics (text or OpenMetrics, as the scraper asks)
-#   /healthz    liveness: the process answers, its event loop runs callbacks, its sink thread lives
-#   /readyz     readiness: every listener listens, every sink is ready, the collector is not stopping
-#   /templates  JSON: the templates each open exporter session holds
-#
-# Nothing is counted here. Every number is one the collector already keeps -- the `Monitor`'s
-# problems and ended sessions, the live sessions' `SessionStats`, the `Pipeline`'s and each sink's
-# counts -- read when Prometheus scrapes, by a custom collector (`ServiceMetrics`), so the decoding
-# and delivery paths pay nothing for the metrics. Those numbers live on the event loop (the
-# listeners' sessions are changed there), so each request runs its reading on the loop
-# (`Collector.snapshot`, `readiness`, `templates`) and waits for it at most `loop_timeout` seconds:
-# a loop that does not run the callback in that time is blocked, and every endpoint answers 503,
-# which is what makes /healthz a liveness check. The server runs in threads of its own, so it
-# answers even then.
-#
-# Labels stay bounded: `input` (one per --input), `sink` (one per --sink), `kind` (the monitor's
-# problem kinds) and `exporter` (the first --metrics-exporters exporter addresses, then "other";
-# see `ipfix_antrea.monitor`).
-#
-# This module needs prometheus_client (the [collector] extra); the collector imports it only when
-# --metrics-listen is given.
+"""`--metrics-listen HOST:PORT`: the collector's operations endpoints over HTTP.
+
+  /metrics    Prometheus metrics (text or OpenMetrics, as the scraper asks)
+  /healthz    liveness: the process answers, its event loop runs callbacks, its sink thread lives
+  /readyz     readiness: every listener listens, every sink is ready, the collector is not stopping
+  /templates  JSON: the templates each open exporter session holds
+
+Nothing is counted here. Every number is one the collector already keeps -- the `Monitor`'s
+problems and ended sessions, the live sessions' `SessionStats`, the `Pipeline`'s and each sink's
+counts -- read when Prometheus scrapes, by a custom collector (`ServiceMetrics`), so the decoding
+and delivery paths pay nothing for the metrics. Those numbers live on the event loop (the
+listeners' sessions are changed there), so each request runs its reading on the loop
+(`Collector.snapshot`, `readiness`, `templates`, `liveness`) and waits for it at most
+`loop_timeout` seconds: a loop that does not run the callback in that time is blocked, and every
+endpoint answers 503, which is what makes /healthz a liveness check. The server runs in threads
+of its own, so it answers even then. With `--workers N` the supervisor serves the endpoints with
+the same four readings, made of what its workers report (`ipfix_antrea.supervisor`).
+
+Labels stay bounded: `input` (one per --input), `sink` (one per --sink), `kind` (the monitor's
+problem kinds) and `exporter` (the first --metrics-exporters exporter addresses, then "other";
+see `ipfix_antrea.monitor`).
+
+This module needs prometheus_client (the [collector] extra); the collector imports it only when
+--metrics-listen is given.
+"""
+
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
+import inspect
 import logging
 import socket
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from socketserver import ThreadingMixIn
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
 
 import orjson
@@ -39,11 +44,10 @@ from prometheus_client.exposition import choose_encoder
 
 from .inputs import InputError, InputSpec
 from .inputs.options import format_address, resolve_bind
+from .sinks import SINK_GAUGES
 
 if TYPE_CHECKING:
-    import asyncio
-
-    from .service import Collector, ServiceSnapshot
+    from .service import Operated, ServiceSnapshot
 
 __all__ = ["OperationsServer", "ServiceMetrics", "SESSION_METRICS", "DEFAULT_METRICS_PORT", "LOOP_TIMEOUT"]
 
@@ -86,7 +90,6 @@ _SINK_COUNTER_HELP = {
     "failed": "documents not delivered when retries ran out, in the dead-letter file",
     "in_flight": "documents accepted whose outcome is not known yet",
 }
-_SINK_GAUGES = frozenset({"in_flight"})  # the sink counters that may go down
 
 
 class LoopUnresponsive(Exception):
@@ -108,6 +111,8 @@ class ServiceMetrics:
         yield _gauge("queue_capacity_records", "records the delivery queue holds at most (--queue-size)",
                      pipe.capacity)
         yield _counter("exporter_sessions", "exporter transport sessions started", snap.exporters_seen)
+        yield _counter("worker_deaths", "worker processes (--workers) that died instead of draining; each "
+                       "was restarted unless the collector was stopping", snap.worker_deaths)
         yield _labelled(CounterMetricFamily, "problems", "problems with exporters' input, by kind",
                         ["kind"], (((k,), n) for k, n in sorted(snap.problems.items())))
         yield from self._inputs(snap)
@@ -139,7 +144,7 @@ class ServiceMetrics:
         yield _labelled(GaugeMetricFamily, "sink_working", "1 until the sink fails", ["sink"],
                         (((s.name,), int(s.error is None)) for s in sinks))
         for key in sorted({k for s in sinks for k in s.counters}):
-            kind = GaugeMetricFamily if key in _SINK_GAUGES else CounterMetricFamily
+            kind = GaugeMetricFamily if key in SINK_GAUGES else CounterMetricFamily
             help_text = _SINK_COUNTER_HELP.get(key, f"the sink's own counter {key!r}")
             yield _labelled(kind, f"sink_{key}", help_text, ["sink"],
                             (((s.name,), s.counters[key]) for s in sinks if key in s.counters))
@@ -150,7 +155,7 @@ class ServiceMetrics:
                 if name in s.histograms:
                     h = s.histograms[name]
                     cumulative, buckets = 0, []
-                    for bound, count in zip([*map(repr, h.bounds), "+Inf"], h.counts):
+                    for bound, count in zip([*map(repr, h.bounds), "+Inf"], h.counts, strict=True):
                         cumulative += count
                         buckets.append((bound, cumulative))
                     family.add_metric([s.name], buckets, sum_value=h.total)
@@ -165,7 +170,7 @@ def _gauge(name: str, help_text: str, value: float) -> Metric:
     return GaugeMetricFamily(PREFIX + name, help_text, value=value)
 
 
-def _labelled(kind: type, name: str, help_text: str, labels: list[str],
+def _labelled(kind: type[CounterMetricFamily | GaugeMetricFamily], name: str, help_text: str, labels: list[str],
               values: Iterable[tuple[tuple[str, ...], float]]) -> Metric:
     family = kind(PREFIX + name, help_text, labels=labels)
     for label_values, value in values:
@@ -174,7 +179,7 @@ def _labelled(kind: type, name: str, help_text: str, labels: list[str],
 
 
 class _QuietHandler(WSGIRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the stdlib's name
+    def log_message(self, format: str, *args: Any) -> None:  # `format`: the stdlib's parameter name
         pass  # scrapes and probes every few seconds would drown the collector's own log
 
 
@@ -191,7 +196,7 @@ class OperationsServer:
     as a listener does.
     """
 
-    def __init__(self, collector: Collector, listen: str, *, loop_timeout: float = LOOP_TIMEOUT) -> None:
+    def __init__(self, collector: Operated, listen: str, *, loop_timeout: float = LOOP_TIMEOUT) -> None:
         self._collector = collector
         self._spec = InputSpec("http", listen, text=f"--metrics-listen {listen}")
         try:
@@ -208,7 +213,7 @@ class OperationsServer:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
-        self._routes: dict[str, Callable[[dict], tuple[str, str, bytes]]] = {
+        self._routes: dict[str, Callable[[dict[str, Any]], tuple[str, str, bytes]]] = {
             "/metrics": self._metrics, "/healthz": self._healthz, "/readyz": self._readyz,
             "/templates": self._templates}
 
@@ -237,7 +242,7 @@ class OperationsServer:
 
     # ---------------------------------------------------------------- requests
 
-    def _app(self, environ: dict, start_response: Callable) -> list[bytes]:
+    def _app(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
         route = self._routes.get(environ.get("PATH_INFO") or "/")
         if environ.get("REQUEST_METHOD") not in ("GET", "HEAD"):
             status, content_type, body = "405 Method Not Allowed", "text/plain", b"GET only\n"
@@ -252,20 +257,26 @@ class OperationsServer:
         start_response(status, [("Content-Type", content_type), ("Content-Length", str(len(body)))])
         return [b"" if environ.get("REQUEST_METHOD") == "HEAD" else body]
 
-    def _on_loop(self, call: Callable[[], T]) -> T:
-        """``call()`` run on the collector's event loop; raises LoopUnresponsive when the loop
-        does not run it within `loop_timeout` seconds."""
-        future: concurrent.futures.Future = concurrent.futures.Future()
+    def _on_loop(self, call: Callable[[], T] | Callable[[], Awaitable[T]]) -> T:
+        """``call()`` run on the collector's event loop (awaited there when it is a coroutine
+        function: a supervisor asks its workers); raises LoopUnresponsive when it has not
+        returned within `loop_timeout` seconds."""
+        future: concurrent.futures.Future[T] = concurrent.futures.Future()
 
         def run() -> None:
             if future.set_running_or_notify_cancel():
                 try:
-                    future.set_result(call())
+                    future.set_result(cast(T, call()))  # not a coroutine function: the value itself
                 except BaseException as exc:  # noqa: BLE001 - handed to the waiting thread
                     future.set_exception(exc)
 
+        loop = self._loop
+        assert loop is not None, "start() first"
         try:
-            self._loop.call_soon_threadsafe(run)
+            if inspect.iscoroutinefunction(call):
+                future = asyncio.run_coroutine_threadsafe(call(), loop)
+            else:
+                loop.call_soon_threadsafe(run)
             return future.result(self.loop_timeout)
         except RuntimeError:  # the loop is closed
             raise LoopUnresponsive("the collector's event loop has stopped") from None
@@ -274,22 +285,20 @@ class OperationsServer:
             raise LoopUnresponsive(f"the collector's event loop did not respond within "
                                    f"{self.loop_timeout:g} s") from None
 
-    def _metrics(self, environ: dict) -> tuple[str, str, bytes]:
+    def _metrics(self, environ: dict[str, Any]) -> tuple[str, str, bytes]:
         encode, content_type = choose_encoder(environ.get("HTTP_ACCEPT", ""))
         return "200 OK", content_type, encode(self.registry)
 
-    def _healthz(self, environ: dict) -> tuple[str, str, bytes]:
-        self._on_loop(lambda: None)
-        if not self._collector.healthy():
-            return "503 Service Unavailable", "text/plain", b"the sink thread has died\n"
-        return "200 OK", "text/plain", b"ok\n"
+    def _healthz(self, environ: dict[str, Any]) -> tuple[str, str, bytes]:
+        alive, reason = self._on_loop(self._collector.liveness)
+        return ("200 OK" if alive else "503 Service Unavailable"), "text/plain", f"{reason}\n".encode()
 
-    def _readyz(self, environ: dict) -> tuple[str, str, bytes]:
+    def _readyz(self, environ: dict[str, Any]) -> tuple[str, str, bytes]:
         ready, parts = self._on_loop(self._collector.readiness)
         body = "\n".join(["ready" if ready else "not ready", *parts, ""]).encode()
         return ("200 OK" if ready else "503 Service Unavailable"), "text/plain", body
 
-    def _templates(self, environ: dict) -> tuple[str, str, bytes]:
+    def _templates(self, environ: dict[str, Any]) -> tuple[str, str, bytes]:
         sessions = self._on_loop(self._collector.templates)
         return "200 OK", "application/json", orjson.dumps({"sessions": sessions}, option=orjson.OPT_INDENT_2)
 

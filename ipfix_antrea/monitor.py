@@ -1,19 +1,21 @@
-# What the collector tells its operator: problems (counted, logged once per kind and exporter),
-# the periodic one-line status, and the summary at the end.
-#
-# Every problem with an exporter's input -- malformed messages and sets, a stream that cannot be
-# framed, a failed TLS handshake, a refused exporter, dropped datagrams -- goes through `report`,
-# which counts it by kind and logs only the first of each kind per exporter: an exporter that
-# sends garbage ten thousand times a second produces one log line and a counter, and cannot drown
-# what other exporters' problems say. Counters of the decoding sessions (`SessionStats`) are
-# summed over live sessions and those that ended (`session_ended` folds them into the totals), so
-# the numbers only grow, however many exporters come and go.
-#
-# The totals are kept per input and per exporter, for the metrics (`ipfix_antrea.metrics`). An
-# exporter is its address (all its UDP ports and TCP connections); the first `max_exporters`
-# exporters to start a session get a label of their own and every later one counts as "other",
-# decided when the session starts and never moved, so that each label's counters only grow and a
-# scan from many addresses cannot make the number of labels grow without bound.
+"""What the collector tells its operator: problems (counted, logged once per kind and exporter),
+the periodic one-line status, and the summary at the end.
+
+Every problem with an exporter's input -- malformed messages and sets, a stream that cannot be
+framed, a failed TLS handshake, a refused exporter, dropped datagrams -- goes through `report`,
+which counts it by kind and logs only the first of each kind per exporter: an exporter that
+sends garbage ten thousand times a second produces one log line and a counter, and cannot drown
+what other exporters' problems say. Counters of the decoding sessions (`SessionStats`) are
+summed over live sessions and those that ended (`session_ended` folds them into the totals), so
+the numbers only grow, however many exporters come and go.
+
+The totals are kept per input and per exporter, for the metrics (`ipfix_antrea.metrics`). An
+exporter is its address (all its UDP ports and TCP connections); the first `max_exporters`
+exporters to start a session get a label of their own and every later one counts as "other",
+decided when the session starts and never moved, so that each label's counters only grow and a
+scan from many addresses cannot make the number of labels grow without bound.
+"""
+
 from __future__ import annotations
 
 import logging
@@ -63,7 +65,7 @@ def plural(n: int, noun: str) -> str:
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
-def add_stats(total: Counter, names: set[str], stats: SessionStats) -> None:
+def add_stats(total: Counter[str], names: set[str], stats: SessionStats) -> None:
     """Add one SessionStats into ``total``: every integer counter, and the unknown names while
     ``names`` holds fewer than `MAX_UNKNOWN_NAMES` (exporters that come and go with ever new
     elements must not grow it without end)."""
@@ -97,7 +99,7 @@ class Monitor:
         self._live: dict[tuple[str, str], str] = {}  # (input, session key) -> exporter label
         self._labels: set[str] = set()  # exporters with a label of their own
         self.exporters_seen = 0
-        self._ended: dict[tuple[str, str], Counter] = {}  # (input, exporter label) -> counters
+        self._ended: dict[tuple[str, str], Counter[str]] = {}  # (input, exporter label) -> counters
         self._ended_names: set[str] = set()
         self._lock = threading.Lock()
 
@@ -164,9 +166,10 @@ class Monitor:
         """Transport sessions open now."""
         return len(self._live)
 
-    def totals(self, live: Iterable[SessionStats]) -> tuple[Counter, set[str]]:
+    def totals(self, live: Iterable[SessionStats]) -> tuple[Counter[str], set[str]]:
         """Session counters summed over ``live`` sessions and every session that ended."""
-        total, names = Counter(), set()
+        total: Counter[str] = Counter()
+        names: set[str] = set()
         with self._lock:
             for counters in self._ended.values():
                 total.update(counters)
@@ -175,7 +178,7 @@ class Monitor:
             add_stats(total, names, stats)
         return total, names
 
-    def ended_by_exporter(self) -> dict[tuple[str, str], Counter]:
+    def ended_by_exporter(self) -> dict[tuple[str, str], Counter[str]]:
         """The counters of ended sessions, by (input, exporter label)."""
         with self._lock:
             return {k: Counter(v) for k, v in self._ended.items()}
@@ -189,12 +192,15 @@ class RunSummary:
     records: int = 0  # accepted into the delivery queue
     dropped: int = 0  # UDP records refused by a full queue
     exporters: int = 0
-    counters: Counter = field(default_factory=Counter)
+    counters: Counter[str] = field(default_factory=Counter[str])
     unknown_elements: set[str] = field(default_factory=set)
-    problems: Counter = field(default_factory=Counter)
+    problems: Counter[str] = field(default_factory=Counter[str])
     input_errors: list[str] = field(default_factory=list)
     sinks: list[SinkReport] = field(default_factory=list)
     stopped_by_signal: bool = False
+    #: worker processes (--workers N) that died instead of draining, each as "worker K (pid P)
+    #: was killed by SIGKILL"; their undelivered records are counted for each sink
+    worker_deaths: list[str] = field(default_factory=list)
 
     @property
     def output_closed(self) -> bool:
@@ -237,6 +243,10 @@ class RunSummary:
             out.append(f"{PROG}: {count}, decoded as octetArray: " + ", ".join(names))
         if self.input_errors:
             out.append(f"{PROG}: {len(self.input_errors)} input(s) with errors (see above)")
+        if self.worker_deaths:
+            n = len(self.worker_deaths)
+            out.append(f"{PROG}: {n} worker process{'es' if n > 1 else ''} died instead of draining "
+                       "(see above); what they had not delivered is counted as NOT delivered")
         return out
 
 
@@ -275,7 +285,7 @@ class StatusLine:
         self._last_time = time.monotonic()
         self._last_records = 0
 
-    def line(self, pipeline: PipelineStats, counters: Counter, exporters: int, problems: Counter) -> str:
+    def line(self, pipeline: PipelineStats, counters: Counter[str], exporters: int, problems: Counter[str]) -> str:
         now = time.monotonic()
         elapsed = max(now - self._last_time, 1e-9)
         rate = (pipeline.accepted - self._last_records) / elapsed
@@ -286,7 +296,8 @@ class StatusLine:
         parts = [
             f"{plural(pipeline.accepted, 'record')} ({rate:.0f}/s)",
             plural(exporters, "exporter"),
-            f"{plural(counters['sequence_gaps'], 'sequence gap')} ({plural(counters['missing_records'], 'record')} missing)",
+            f"{plural(counters['sequence_gaps'], 'sequence gap')} "
+            f"({plural(counters['missing_records'], 'record')} missing)",
             f"{pipeline.refused} dropped",
             plural(errors, "error"),
             f"queue {pipeline.queued}/{pipeline.capacity}",

@@ -1,36 +1,40 @@
-# The collector's delivery pipeline: inputs -> bounded queue -> one sink thread -> sinks.
-#
-# Inputs hand over `Batch`es of decoded records. The queue between them and the sinks is bounded
-# by *records*, not batches (a UDP datagram carries tens of records, a TCP read hundreds), so its
-# memory is bounded whatever the inputs look like. Two ways in:
-#
-# - `put` (threads) and `put_async` (the event loop) wait for room: this is how a slow sink pushes
-#   back on TCP, TLS and file inputs -- they stop reading, and TCP's window closes on the exporter.
-#   They wait as soon as `wait_above` records are queued (default: the smaller of the capacity and
-#   10,000), not only when the queue is full. Waiting costs these inputs nothing, and a decoded
-#   record costs about 3 KB: a file read faster than the sink writes would otherwise fill the whole
-#   queue (300 MB at the default capacity, for no gain in speed -- the extra memory is slower), and
-#   a busy TCP exporter would leave no room for UDP's bursts.
-# - `offer` never waits: UDP cannot push back, so a datagram whose records do not fit is refused,
-#   and the caller counts the records it had to drop instead of growing memory.
-#
-# One thread owns the sinks (the `Sink` contract says sinks are driven from one thread). It takes
-# the queued batches together while they come to at most `COALESCE_RECORDS` (UDP queues one
-# datagram of one or two records per batch: one write per datagram would cost more than the
-# documents), has the document stage (`ipfix_antrea.documents.DocumentBuilder`, given by the
-# caller) turn the records into documents once, writes them to every sink in slices of
-# `batch_size`, and flushes at least every `flush_interval` seconds, and whenever the queue runs
-# dry, so that a quiet exporter's records do not wait in a buffer. A slow sink holds the others
-# back: they share the queue, and its backpressure.
-#
-# Accounting is per sink. A record counts as *accepted* when it enters the queue, and for each
-# sink as *delivered* when the sink's `write` returned for it (less what the sink reports it could
-# not deliver after all, `Sink.undelivered`), or as *undelivered* for that sink. A sink that fails
-# is dropped from the writing while the others go on; every record handled after that counts as
-# undelivered for it; `close` drains the queue into the sinks still working, flushes and closes
-# every sink. `on_sink_failed` tells the caller of each failure, which decides whether the run can
-# go on (the collector stops when no sink is left, or when standard output was closed). Every
-# accepted record thus ends up delivered or reported for every sink, never silently lost.
+"""The collector's delivery pipeline: inputs -> bounded queue -> one sink thread -> sinks.
+
+Inputs hand over `Batch`es of decoded records. The queue between them and the sinks is bounded
+by *records*, not batches (a UDP datagram carries tens of records, a TCP read hundreds), so its
+memory is bounded whatever the inputs look like. Two ways in:
+
+- `put` (threads) and `put_async` (the event loop) wait for room: this is how a slow sink pushes
+  back on TCP, TLS and file inputs -- they stop reading, and TCP's window closes on the exporter.
+  They wait as soon as `wait_above` records are queued (default: the smaller of the capacity and
+  10,000), not only when the queue is full. Waiting costs these inputs nothing, and a decoded
+  record costs about 3 KB: a file read faster than the sink writes would otherwise fill the whole
+  queue (300 MB at the default capacity, for no gain in speed -- the extra memory is slower), and
+  a busy TCP exporter would leave no room for UDP's bursts.
+- `offer` never waits: UDP cannot push back, so a datagram whose records do not fit is refused,
+  and the caller counts the records it had to drop instead of growing memory.
+
+One thread owns the sinks (the `Sink` contract says sinks are driven from one thread). It takes
+the queued batches together while they come to at most `COALESCE_RECORDS` (a UDP exporter's
+batch may hold a few records: one write for each would cost more than the documents), waiting up
+to `LINGER` (10 ms) for that many when fewer are queued, and is woken only when there is
+something to do or enough to stop waiting, not at every batch. It has the document stage
+(`ipfix_antrea.documents.DocumentBuilder`, given by the caller) turn the records into documents
+once, writes them to every sink in slices of `batch_size`, and flushes at least every
+`flush_interval` seconds, and whenever the queue runs dry, so that a quiet exporter's records do
+not wait in a buffer. A slow sink holds the others back: they share the queue, and its
+backpressure.
+
+Accounting is per sink. A record counts as *accepted* when it enters the queue, and for each
+sink as *delivered* when the sink's `write` returned for it (less what the sink reports it could
+not deliver after all, `Sink.undelivered`), or as *undelivered* for that sink. A sink that fails
+is dropped from the writing while the others go on; every record handled after that counts as
+undelivered for it; `close` drains the queue into the sinks still working, flushes and closes
+every sink. `on_sink_failed` tells the caller of each failure, which decides whether the run can
+go on (the collector stops when no sink is left, or when standard output was closed). Every
+accepted record thus ends up delivered or reported for every sink, never silently lost.
+"""
+
 from __future__ import annotations
 
 import asyncio
@@ -39,6 +43,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from .documents import DocumentBuilder
 from .inputs import Batch
@@ -55,6 +60,10 @@ DEFAULT_WAIT_ABOVE = 10_000
 #: small enough that the documents of one write stay in the CPU's cache until they are serialised
 #: (500 documents of 3 KB do not, and cost measurably more per document).
 COALESCE_RECORDS = 128
+#: With fewer than COALESCE_RECORDS records queued, the sink thread waits this long for more
+#: before it writes: a UDP exporter at a few thousand datagrams a second would otherwise be
+#: written a datagram at a time, and each write costs as much as the documents of several.
+LINGER = 0.01
 
 
 @dataclass(frozen=True)
@@ -109,6 +118,9 @@ class Pipeline:
     (the sink thread, or `close`'s caller), with the sink and its `SinkError`; `working` then
     says which sinks are left. The collector uses it to log the failure and to stop when none is.
 
+    ``linger``: with fewer than `COALESCE_RECORDS` records queued, the sink thread waits this
+    long for more before it writes (0: it writes what there is at once).
+
     ``threaded=False`` is for a single producer that may block (files and captures with no
     listener): `put` then writes to the sinks in the caller's thread, and there is no queue and no
     sink thread. Decoding and writing in two threads that share the GIL cost about a quarter
@@ -120,7 +132,7 @@ class Pipeline:
                  capacity: int = DEFAULT_QUEUE_RECORDS,
                  batch_size: int = DEFAULT_BATCH_SIZE, flush_interval: float = DEFAULT_FLUSH_INTERVAL,
                  on_sink_failed: Callable[[Sink, SinkError], None] | None = None,
-                 wait_above: int | None = None, threaded: bool = True) -> None:
+                 wait_above: int | None = None, threaded: bool = True, linger: float = LINGER) -> None:
         if not sinks:
             raise ValueError("a pipeline needs at least one sink")
         self.sinks = list(sinks)
@@ -130,6 +142,8 @@ class Pipeline:
         #: `put` and `put_async` wait while a batch would take the queue past this many records.
         self.wait_above = min(capacity, wait_above if wait_above is not None else DEFAULT_WAIT_ABOVE)
         self.batch_size = batch_size
+        self._coalesce = min(batch_size, COALESCE_RECORDS)
+        self.linger = linger
         self.flush_interval = flush_interval
         self._on_sink_failed = on_sink_failed
         self._queue: deque[Batch] = deque()
@@ -138,7 +152,7 @@ class Pipeline:
         self._not_empty = threading.Condition(self._lock)
         self._not_full = threading.Condition(self._lock)
         self._closing = False
-        self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future]] = []
+        self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
         self._accepted = 0
         self._handled = 0  # records taken off the queue and written to every working sink
         self._refused = 0
@@ -159,7 +173,10 @@ class Pipeline:
         self._queue.append(batch)
         self._queued += n
         self._accepted += n
-        self._not_empty.notify()
+        # Wake the sink thread when it has something to do (the queue was empty) and when it
+        # has enough to stop lingering; not for every UDP datagram in between.
+        if self._queued == n or self._queued - n < self._coalesce <= self._queued:
+            self._not_empty.notify()
 
     def offer(self, batch: Batch) -> bool:
         """Queues ``batch`` if its records fit now; False (and counted as refused) if not."""
@@ -221,17 +238,20 @@ class Pipeline:
 
     def _take(self, timeout: float) -> list[Batch] | None:
         """The next batch, and the ones behind it while all of them come to at most
-        ``COALESCE_RECORDS`` (and ``batch_size``) records."""
+        ``COALESCE_RECORDS`` (and ``batch_size``) records; when fewer are queued, waits up to
+        ``linger`` seconds for more."""
         with self._lock:
             if not self._queue and not self._closing:
                 self._not_empty.wait(timeout)
+            if self._queue and self._queued < self._coalesce and not self._closing and self.linger:
+                self._not_empty.wait(self.linger)  # woken early when there are enough
             queue = self._queue
             if not queue:
                 return None
             first = queue.popleft()
             taken = [first]
             n = len(first.records)
-            limit = min(self.batch_size, COALESCE_RECORDS)
+            limit = self._coalesce
             while queue and n + len(queue[0].records) <= limit:
                 batch = queue.popleft()
                 taken.append(batch)
@@ -269,7 +289,7 @@ class Pipeline:
         if not outputs or not n:
             self._handled_more(n)
             return
-        docs: list[dict] = []
+        docs: list[dict[str, Any]] = []
         wants_ids = any(o.sink.wants_ids for o in outputs)
         ids: list[str] | None = [] if wants_ids else None
         for batch in batches:
@@ -365,7 +385,7 @@ def _report(sink: Sink, given: int, error: SinkError | None, handled: int) -> Si
                       sink.ready() and error is None, sink.stats(), sink.histograms())
 
 
-def _wake(fut: asyncio.Future) -> None:
+def _wake(fut: asyncio.Future[None]) -> None:
     if not fut.done():
         fut.set_result(None)
 

@@ -42,13 +42,13 @@ class Record:
     @property
     def fields(self) -> tuple[tuple[FieldSpec, Any], ...]:
         """(field, value) pairs in template order."""
-        return tuple(zip(self.template.fields, self.values))
+        return tuple(zip(self.template.fields, self.values, strict=True))
 
     @property
     def scope(self) -> dict[str, Any]:
         """The scope fields of an options record, by name (empty for data records)."""
         n = self.template.scope_count
-        return {f.name: v for f, v in zip(self.template.fields[:n], self.values[:n])}
+        return {f.name: v for f, v in zip(self.template.fields[:n], self.values[:n], strict=True)}
 
     def get(self, name: str, default: Any = None) -> Any:
         """The value of the element ``name``; a list when it appears more than once."""
@@ -84,7 +84,7 @@ class Record:
 
     def __repr__(self) -> str:
         return (f"<Record template={self.template_id} domain={self.observation_domain_id} "
-                f"seq={self.sequence_number} {dict(zip(self.template.names, self.values))!r}>")
+                f"seq={self.sequence_number} {dict(zip(self.template.names, self.values, strict=True))!r}>")
 
 
 def values_in_order(template: Template, record: Sequence[Any] | Mapping[str, Any]) -> Sequence[Any]:

@@ -1,22 +1,25 @@
-# The collector as a running service: inputs -> decoder -> bounded queue -> sinks.
-#
-# Everything network runs on one asyncio event loop: the listeners (`udp://`, `tcp://`, `tls://`)
-# decode as bytes arrive and hand batches to their `Intake` (this module's `_Intake`, one per
-# listener, so that counters stay per input), which checks the allow-list, logs problems through
-# the `Monitor` and queues batches in the `Pipeline`, whose own thread writes them to the sinks.
-# Finite inputs (files, captures) run one after another in a worker thread and block on the queue
-# when it is full, which is their backpressure. Every part is built by the constructor; `serve`
-# only starts and stops them.
-#
-# The run ends when the finite inputs are done and there is no listener, or on SIGTERM/SIGINT:
-# stop accepting (listeners stop, connections hand over what they had received), drain the
-# queue, flush and close every sink. A second signal while draining gives up at once. A sink that
-# fails is dropped while the others go on (what it did not get is counted for it); the run ends
-# when no sink is left, or when standard output was closed (`| head`).
-#
-# Operations (`metrics_listen`): an HTTP server (`ipfix_antrea.metrics`, imported only then) reads
-# what the parts already count through `snapshot`, `readiness` and `templates`, which run on the
-# event loop, where the listeners' sessions live.
+"""The collector as a running service: inputs -> decoder -> bounded queue -> sinks.
+
+Everything network runs on one asyncio event loop: the listeners (`udp://`, `tcp://`, `tls://`)
+decode as bytes arrive and hand batches to their `Intake` (this module's `_Intake`, one per
+listener, so that counters stay per input), which checks the allow-list, logs problems through
+the `Monitor` and queues batches in the `Pipeline`, whose own thread writes them to the sinks.
+Finite inputs (files, captures) run one after another in a worker thread and block on the queue
+when it is full, which is their backpressure. Every part is built by the constructor; `serve`
+only starts and stops them.
+
+The run ends when the finite inputs are done and there is no listener, or on SIGTERM/SIGINT:
+stop accepting (listeners stop, connections hand over what they had received), drain the
+queue, flush and close every sink. A second signal while draining gives up at once. A sink that
+fails is dropped while the others go on (what it did not get is counted for it); the run ends
+when no sink is left, or when standard output was closed (`| head`).
+
+Operations (`metrics_listen`): an HTTP server (`ipfix_antrea.metrics`, imported only then) reads
+what the parts already count through `snapshot`, `readiness`, `templates` and `liveness`, which
+run on the event loop, where the listeners' sessions live. A worker process of `--workers N`
+hands the same readings to its supervisor instead (`ipfix_antrea.channel`).
+"""
+
 from __future__ import annotations
 
 import asyncio
@@ -26,9 +29,9 @@ import os
 import signal
 import threading
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .documents import DocumentBuilder
 from .inputs import Batch, Input, InputError, Listener
@@ -39,9 +42,13 @@ from .session import SessionStats
 from .sinks import Sink, SinkError
 
 if TYPE_CHECKING:
+    from types import FrameType
+
+    from .metrics import OperationsServer
     from .template import Template
 
-__all__ = ["Collector", "DEFAULT_STATUS_INTERVAL", "EarlySignals", "InputSnapshot", "ServiceSnapshot"]
+__all__ = ["Collector", "DEFAULT_STATUS_INTERVAL", "EarlySignals", "InputSnapshot", "Operated", "ServiceSnapshot",
+           "STOP_SIGNALS", "install_stop_signals", "remove_stop_signals", "wind_down"]
 
 DEFAULT_STATUS_INTERVAL = 60.0
 log = logging.getLogger("ipfix_antrea.collector")
@@ -84,7 +91,7 @@ class InputSnapshot:
     name: str
     #: session counters (`SessionStats` fields) by exporter label ("" where the input does not
     #: know its exporters: files)
-    counters: dict[str, Counter] = field(default_factory=dict)
+    counters: dict[str, Counter[str]] = field(default_factory=dict)
     templates: dict[str, int] = field(default_factory=dict)  # exporter label -> templates held now
     sessions: int = 0  # transport sessions open now
     dropped: int = 0  # records dropped: the queue was full (UDP)
@@ -96,9 +103,10 @@ class ServiceSnapshot:
 
     pipeline: PipelineStats
     inputs: list[InputSnapshot]
-    problems: Counter
+    problems: Counter[str]
     exporters_seen: int
     ready: bool
+    worker_deaths: int = 0  # worker processes of --workers N that died instead of draining
 
 
 class Collector:
@@ -108,7 +116,9 @@ class Collector:
     plain Logstash envelope, no transforms). ``metrics_listen`` (``HOST:PORT``) serves metrics,
     health, readiness and templates over HTTP while the collector runs (`ipfix_antrea.metrics`,
     which needs prometheus_client); ``max_exporters`` exporters get labels of their own there.
-    Raises ValueError for a bad ``metrics_listen`` or a missing prometheus_client.
+    ``announce``: log each listener's address once it listens (a worker process leaves that to
+    its supervisor, which says it once for all workers). Raises ValueError for a bad
+    ``metrics_listen`` or a missing prometheus_client.
     """
 
     def __init__(self, inputs: Sequence[Input | Listener], sinks: Sequence[Sink], *,
@@ -116,12 +126,13 @@ class Collector:
                  queue_records: int = DEFAULT_QUEUE_RECORDS, batch_size: int = DEFAULT_BATCH_SIZE,
                  flush_interval: float = DEFAULT_FLUSH_INTERVAL,
                  status_interval: float = DEFAULT_STATUS_INTERVAL, metrics_listen: str | None = None,
-                 max_exporters: int = DEFAULT_MAX_EXPORTERS) -> None:
+                 max_exporters: int = DEFAULT_MAX_EXPORTERS, announce: bool = True) -> None:
         self.listeners = [i for i in inputs if isinstance(i, Listener)]
         self.finite = [i for i in inputs if not isinstance(i, Listener)]
         self.allow = allow if allow is not None else AllowList()
         self.monitor = Monitor(max_exporters)
         self.status_interval = status_interval
+        self.announce = announce
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop = asyncio.Event()
         self._stop_reading = threading.Event()  # tells the finite-input thread to stop
@@ -149,24 +160,25 @@ class Collector:
         """`run` on an event loop that is already running (embedding, tests); signal handlers
         are installed only when this is the main thread."""
         loop = self._loop = asyncio.get_running_loop()
-        self._install_signals(loop)
+        install_stop_signals(loop, self.on_signal)
         try:
             if self.operations is not None:
                 self.operations.start(loop)
                 log.info("metrics, health and readiness on %s", self.operations.url)
-            for listener, intake in zip(self.listeners, self._intakes):
+            for listener, intake in zip(self.listeners, self._intakes, strict=True):
                 if self._stop.is_set():
                     break  # a signal came while the collector was being set up
                 await listener.start(intake)
                 self._listening.append(listener)
-                log.info("listening on %s", listener.address)
+                if self.announce:
+                    log.info("listening on %s", listener.address)
         except InputError as exc:
             self.monitor.input_error(str(exc))
             self._stop.set()
         self.started.set()
         reader = asyncio.create_task(asyncio.to_thread(self._read_finite))
         status = asyncio.create_task(self._status_forever()) if self.status_interval > 0 else None
-        waits = {asyncio.create_task(self._stop.wait())}
+        waits: set[asyncio.Task[Any]] = {asyncio.create_task(self._stop.wait())}
         if not self.listeners:
             waits.add(reader)
         await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
@@ -177,11 +189,7 @@ class Collector:
             await listener.stop()
         await reader
         await asyncio.to_thread(self.pipeline.close)
-        if status is not None:
-            status.cancel()
-        if self.operations is not None:
-            await asyncio.to_thread(self.operations.stop)
-        self._remove_signals(loop)
+        await wind_down(loop, status, self.operations)
         return self.summary()
 
     def _read_finite(self) -> None:
@@ -219,18 +227,6 @@ class Collector:
 
     # ---------------------------------------------------------------- signals
 
-    def _install_signals(self, loop: asyncio.AbstractEventLoop) -> None:
-        if threading.current_thread() is not threading.main_thread():
-            return  # signal handlers can only be set from the main thread (embedding, tests)
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(sig, self.on_signal, sig)
-
-    def _remove_signals(self, loop: asyncio.AbstractEventLoop) -> None:
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-                loop.remove_signal_handler(sig)
-
     def on_signal(self, sig: int) -> None:
         """SIGTERM or SIGINT: the first stops the run gracefully, the second gives up at once.
         `serve` installs this on its loop; a caller may also call it before `serve` (a signal
@@ -259,7 +255,8 @@ class Collector:
     def _live_stats(self) -> list[SessionStats]:
         """The counters of finite inputs' sessions and listeners' open sessions (listeners'
         ended sessions are in the monitor's totals)."""
-        return [s for inp in [*self.finite, *self.listeners] for s in inp.stats()]
+        inputs: list[Input | Listener] = [*self.finite, *self.listeners]
+        return [s for inp in inputs for s in inp.stats()]
 
     async def _status_forever(self) -> None:
         status = StatusLine()
@@ -307,13 +304,13 @@ class Collector:
         """The numbers behind the metrics: pipeline and sinks, every input by exporter."""
         inputs: dict[str, InputSnapshot] = {}  # by name: the same spec twice is one input here
 
-        def counters(name: str, label: str) -> Counter:
+        def counters(name: str, label: str) -> Counter[str]:
             snap = inputs.setdefault(name, InputSnapshot(name))
             return snap.counters.setdefault(label, Counter())
 
         for (name, label), ended in self.monitor.ended_by_exporter().items():
             counters(name, label).update(ended)
-        for listener, intake in zip(self.listeners, self._intakes):
+        for listener, intake in zip(self.listeners, self._intakes, strict=True):
             snap = inputs.setdefault(listener.name, InputSnapshot(listener.name))
             snap.dropped += intake.dropped
             for key, session in listener.sessions().items():
@@ -329,7 +326,7 @@ class Collector:
         return ServiceSnapshot(self.pipeline.stats(), list(inputs.values()), Counter(self.monitor.problems),
                                self.monitor.exporters_seen, ready)
 
-    def templates(self) -> list[dict]:
+    def templates(self) -> list[dict[str, Any]]:
         """The templates each open exporter session holds (network inputs), as JSON."""
         out = []
         for listener in self.listeners:
@@ -339,9 +336,42 @@ class Collector:
                                           for (domain, _), t in sorted(session.templates.items())]})
         return out
 
-    def healthy(self) -> bool:
-        """The sink thread is alive (the loop's responsiveness is the caller's to check)."""
-        return self.pipeline.alive()
+    def liveness(self) -> tuple[bool, str]:
+        """Whether the sink thread is alive, and what to say about it (the loop's
+        responsiveness is the caller's to check)."""
+        if self.pipeline.alive():
+            return True, "ok"
+        return False, "the sink thread has died"
+
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+def install_stop_signals(loop: asyncio.AbstractEventLoop, handler: Callable[[int], None]) -> None:
+    """``handler(signal number)`` for SIGTERM and SIGINT on ``loop``; only in the main thread,
+    where signal handlers can be set (not when embedded, or in tests)."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for sig in STOP_SIGNALS:
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, handler, sig)
+
+
+def remove_stop_signals(loop: asyncio.AbstractEventLoop) -> None:
+    for sig in STOP_SIGNALS:
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.remove_signal_handler(sig)
+
+
+async def wind_down(loop: asyncio.AbstractEventLoop, status: asyncio.Task[None] | None,
+                    operations: OperationsServer | None) -> None:
+    """The end of a run: no more status lines, the operations server and the signal handlers
+    gone."""
+    if status is not None:
+        status.cancel()
+    if operations is not None:
+        await asyncio.to_thread(operations.stop)
+    remove_stop_signals(loop)
 
 
 class EarlySignals:
@@ -352,12 +382,12 @@ class EarlySignals:
     the previous handlers back when no collector comes. Only in the main thread, where signal
     handlers can be set; `Collector.serve` replaces these handlers with its loop's."""
 
-    SIGNALS = (signal.SIGTERM, signal.SIGINT)
+    SIGNALS = STOP_SIGNALS
 
     def __init__(self) -> None:
         self._pending: list[int] = []
-        self._collector: Collector | None = None
-        self._previous: dict[int, object] = {}
+        self._collector: Stoppable | None = None
+        self._previous: dict[int, Callable[[int, FrameType | None], Any] | int | None] = {}
         if threading.current_thread() is threading.main_thread():
             self._previous = {sig: signal.signal(sig, self._caught) for sig in self.SIGNALS}
 
@@ -367,7 +397,7 @@ class EarlySignals:
         else:
             self._pending.append(number)
 
-    def hand_over(self, collector: Collector) -> None:
+    def hand_over(self, collector: Stoppable) -> None:
         """From now on signals go to ``collector``, starting with those that came already."""
         self._collector = collector
         for number in self._pending:
@@ -378,14 +408,34 @@ class EarlySignals:
             signal.signal(sig, handler)
 
 
-def _template_json(domain: int, template: Template) -> dict:
+def _template_json(domain: int, template: Template) -> dict[str, Any]:
     return {"observation_domain_id": domain, "template_id": template.template_id,
             "scope_count": template.scope_count,
             "fields": [{"name": f.name, "element_id": f.element.element_id, "enterprise": f.element.enterprise,
                         "length": f.length} for f in template.fields]}
 
 
-def _operations_server(collector: Collector, listen: str):
+class Operated(Protocol):
+    """What the operations server (`ipfix_antrea.metrics`) reads, on the event loop: a
+    `Collector`, or the `Supervisor` of worker processes (whose templates come from its workers,
+    so it awaits them)."""
+
+    def snapshot(self) -> ServiceSnapshot: ...
+
+    def readiness(self) -> tuple[bool, list[str]]: ...
+
+    def liveness(self) -> tuple[bool, str]: ...
+
+    def templates(self) -> list[dict[str, Any]] | Awaitable[list[dict[str, Any]]]: ...
+
+
+class Stoppable(Protocol):
+    """What signals are handed to (`EarlySignals.hand_over`)."""
+
+    def on_signal(self, sig: int) -> None: ...
+
+
+def _operations_server(collector: Operated, listen: str) -> OperationsServer:
     try:
         from .metrics import OperationsServer
     except ImportError as exc:

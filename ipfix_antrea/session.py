@@ -403,7 +403,7 @@ class Session:
                         counted = False
                     else:
                         own += decoded
-                elif set_id == TEMPLATE_SET_ID or set_id == OPTIONS_TEMPLATE_SET_ID:
+                elif set_id in (TEMPLATE_SET_ID, OPTIONS_TEMPLATE_SET_ID):
                     self._template_set(data, pos + SET_HEADER_LENGTH, set_end, set_id, domain,
                                        origin, now, out)
                 else:

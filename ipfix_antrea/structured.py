@@ -199,10 +199,7 @@ def _decode_basic_list(content: bytes, ctx: ListContext) -> BasicList:
 def encode_field(spec: FieldSpec, value: Any, ctx: TemplateLookup) -> bytes:
     """The wire bytes of one field, with the variable-length prefix when the field has one."""
     dtype = spec.dtype
-    if dtype.structured:
-        raw = _encode_structured(value, ctx)
-    else:
-        raw = dtype.encode(value, spec.length)
+    raw = _encode_structured(value, ctx) if dtype.structured else dtype.encode(value, spec.length)
     if not spec.is_variable:
         if len(raw) != spec.length:
             raise ValueError(f"{spec.name}: {len(raw)} octets in a {spec.length}-octet field")
@@ -218,7 +215,7 @@ def _encode_records(template: Template, records: list[Any], ctx: TemplateLookup)
     from .record import values_in_order
     out = bytearray()
     for record in records:
-        for spec, value in zip(template.fields, values_in_order(template, record)):
+        for spec, value in zip(template.fields, values_in_order(template, record), strict=True):
             out += encode_field(spec, value, ctx)
     return bytes(out)
 

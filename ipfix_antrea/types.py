@@ -19,7 +19,7 @@ import socket
 import struct
 import time
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 # RFC 7011 §6.1.9-10: dateTimeMicroseconds/Nanoseconds use the NTP timestamp format (RFC 5905),
@@ -174,10 +174,7 @@ class _MacAddress(DataType):
         return _mac
 
     def encode(self, value: Any, length: int) -> bytes:
-        if isinstance(value, bytes):
-            raw = value
-        else:
-            raw = bytes.fromhex(str(value).replace(":", "").replace("-", ""))
+        raw = value if isinstance(value, bytes) else bytes.fromhex(str(value).replace(":", "").replace("-", ""))
         if len(raw) != 6:
             raise ValueError(f"not a MAC address: {value!r}")
         return raw
@@ -282,7 +279,7 @@ def _iso(seconds: int, fraction: str) -> str:
         t = time.gmtime(seconds)
         if not 1 <= t[0] <= 9999:
             raise ValueError(f"year {t[0]} has no ISO 8601 form")
-        text = _ISO_CACHE[seconds] = "%04d-%02d-%02dT%02d:%02d:%02d" % t[:6]
+        text = _ISO_CACHE[seconds] = "%04d-%02d-%02dT%02d:%02d:%02d" % t[:6]  # noqa: UP031 - the struct_time's six fields at once
     return text + fraction + "Z"
 
 
@@ -345,8 +342,8 @@ class _DateTime(DataType):
         """An int in this type's unit, from an int or an aware (or UTC-naive) datetime."""
         if isinstance(value, datetime):
             if value.tzinfo is None:
-                value = value.replace(tzinfo=timezone.utc)
-            delta = value - datetime(1970, 1, 1, tzinfo=timezone.utc)
+                value = value.replace(tzinfo=UTC)
+            delta = value - datetime(1970, 1, 1, tzinfo=UTC)
             micros = (delta.days * 86400 + delta.seconds) * 1_000_000 + delta.microseconds
             units: int = micros * self.per_second // 1_000_000
             return units

@@ -1,5 +1,7 @@
-# Flag value types shared by inputs and sinks: sizes (`8M`, `1.5G`), durations (`15m`, `1h30m`)
-# and counts, as argparse `type=` functions that raise ArgumentTypeError with a clear message.
+"""Flag value types shared by inputs and sinks: sizes (`8M`, `1.5G`), durations (`15m`, `1h30m`)
+and counts, as argparse `type=` functions that raise ArgumentTypeError with a clear message.
+"""
+
 from __future__ import annotations
 
 import argparse

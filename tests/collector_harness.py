@@ -90,8 +90,8 @@ class MemorySink(SinkBase):
 
 
 def options(**kw) -> argparse.Namespace:
-    base = dict(template_lifetime=1800.0, udp_rcvbuf=None, udp_reuse_port=False, tls_cert=None,
-                tls_key=None, tls_client_ca=None)
+    base = {"template_lifetime": 1800.0, "udp_rcvbuf": None, "udp_reuse_port": False, "tls_cert": None,
+            "tls_key": None, "tls_client_ca": None}
     base.update(kw)
     return argparse.Namespace(**base)
 

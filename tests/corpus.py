@@ -470,7 +470,7 @@ def go_ipfix_sessions() -> list[CorpusSession]:
         hdrs = [message_headers((CORPUS / "go-ipfix-synthetic" / f).read_bytes())[0]
                 for f in files]
         # records per message: templates carry none, data files one each (index structure)
-        seq_input = [(h[4], h[3], 0 if "template" in f else 1) for h, f in zip(hdrs, files)]
+        seq_input = [(h[4], h[3], 0 if "template" in f else 1) for h, f in zip(hdrs, files, strict=True)]
         gaps = sequence_anomalies(seq_input)
         if stem.startswith("intermediate"):
             # index: "all three messages carry sequence number 0 (ipfixDump warns on the third)"
@@ -534,7 +534,7 @@ def beats_pcap_session() -> CorpusSession:
     udp = read_pcap_udp(path)
     assert [len(p) for _, _, p in udp] == [p["udp_payload"] for p in t["packets"]]
     msgs, seq_input, rinfo = [], [], []
-    for i, ((_, _, payload), p) in enumerate(zip(udp, t["packets"])):
+    for i, ((_, _, payload), p) in enumerate(zip(udp, t["packets"], strict=True)):
         _, _, export, seq, odid = IPFIX_HEADER.unpack_from(payload)
         assert (seq, [odid]) == (p["sequence"], p["odid"])
         msgs.append(MessageInfo(f"{t['file']}#{i}", 0, export, seq, odid, ()))
@@ -591,7 +591,7 @@ def beats_golden_cases() -> list[GoldenCase]:
         assert len(selected) == len(events) == t["golden_events"], t["test_name"]
         corrections = {}
         if "netscaler" in inputs[-1] and events:
-            for gi, ri in enumerate(selected):
+            for gi in range(len(selected)):
                 for name in ("flowStartMicroseconds", "flowEndMicroseconds"):
                     if str(events[gi].get(name, "")).startswith("1762-"):
                         corrections[(gi, name)] = NETSCALER_MICROSECONDS_FIX[gi]

@@ -24,7 +24,7 @@ import subprocess
 import sys
 import tempfile
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -86,7 +86,8 @@ def svg_to_png(svg: str, path: Path) -> None:
 def _base(width: int, height: int, data: list, marks: list, **extra) -> dict:
     return {"$schema": "https://vega.github.io/schema/vega/v5.json", "width": width, "height": height,
             "padding": 4, "autosize": {"type": "fit", "contains": "padding"}, "background": "white",
-            "config": {"text": {"font": "DejaVu Sans"}, "axis": {"labelFont": "DejaVu Sans", "titleFont": "DejaVu Sans"},
+            "config": {"text": {"font": "DejaVu Sans"},
+                       "axis": {"labelFont": "DejaVu Sans", "titleFont": "DejaVu Sans"},
                        "legend": {"labelFont": "DejaVu Sans"}},
             "data": data, "marks": marks, **extra}
 
@@ -129,7 +130,8 @@ def bars_spec(result: kq.PanelResult, width: int, height: int) -> dict:
             "x": {"scale": "x", "value": 0}, "x2": {"scale": "x", "field": "value"}, "fill": {"value": PALETTE[1]}}}},
         {"type": "text", "from": {"data": "t"}, "encode": {"enter": {
             "y": {"scale": "y", "field": "label", "band": 0.5}, "x": {"scale": "x", "field": "value", "offset": 3},
-            "baseline": {"value": "middle"}, "fontSize": {"value": 10}, "text": {"signal": "format(datum.value, '.3~s')"}}}}],
+            "baseline": {"value": "middle"}, "fontSize": {"value": 10},
+            "text": {"signal": "format(datum.value, '.3~s')"}}}}],
         scales=[{"name": "y", "type": "band", "range": "height", "padding": 0.2,
                  "domain": {"data": "t", "field": "label"}},
                 {"name": "x", "type": "linear", "range": "width", "nice": True, "zero": True,
@@ -181,12 +183,14 @@ def table_spec(header: list[str], rows: list[list[str]], width: int, height: int
 def numbers_spec(result: kq.PanelResult, width: int, height: int) -> dict:
     values = result.rows[0][1] if result.rows else []
     labels = result.labels[-len(values):] if values else []
-    items = [{"i": i, "value": _number(v), "label": label} for i, (v, label) in enumerate(zip(values, labels))]
+    items = [{"i": i, "value": _number(v), "label": label}
+             for i, (v, label) in enumerate(zip(values, labels, strict=True))]
     n = max(1, len(items))
     return _base(width, height, [{"name": "t", "values": items}], [
         {"type": "text", "from": {"data": "t"}, "encode": {"enter": {
             "x": {"signal": f"(datum.i + 0.5) * width / {n}"}, "y": {"signal": "height / 2 - 4"},
-            "align": {"value": "center"}, "fontSize": {"value": min(30, width / n / 5.5)}, "fontWeight": {"value": "bold"},
+            "align": {"value": "center"}, "fontSize": {"value": min(30, width / n / 5.5)},
+            "fontWeight": {"value": "bold"},
             "fill": {"value": "#343741"}, "text": {"field": "value"}}}},
         {"type": "text", "from": {"data": "t"}, "encode": {"enter": {
             "x": {"signal": f"(datum.i + 0.5) * width / {n}"}, "y": {"signal": "height / 2 + 18"},
@@ -311,18 +315,18 @@ def dashboard_picture(dashboard: dict, objects: dict[str, dict], ctx: kq.Context
         placed.append((panel["gridData"], title))
         results[obj["attributes"]["title"]] = result
     rendered = render_vega(jobs)
-    errors = [f"{title}: {r['error']}" for (_, title), r in zip(placed, rendered) if "error" in r]
+    errors = [f"{title}: {r['error']}" for (_, title), r in zip(placed, rendered, strict=True) if "error" in r]
     if errors:
         raise RuntimeError("Vega could not render:\n" + "\n".join(errors))
     controls = kq.run_dashboard_controls(dashboard, ctx).options if dashboard_controls(dashboard) else []
     pills = [f["meta"].get("alias") or f["meta"].get("key", "") for f in ctx.filters if not f["meta"].get("disabled")]
-    svg = compose(dashboard["attributes"]["title"], [(g, t, r["svg"]) for (g, t), r in zip(placed, rendered)],
-                  controls, pills)
+    svg = compose(dashboard["attributes"]["title"],
+                  [(g, t, r["svg"]) for (g, t), r in zip(placed, rendered, strict=True)], controls, pills)
     if png is not None:
         svg_to_png(svg, png)
     return {title: (results[title], r["data"]) for title, r in
             zip([objects[refs[f"{p['panelIndex']}:{p['panelRefName']}"]]["attributes"]["title"] for p in panels],
-                rendered)}
+                rendered, strict=True)}
 
 
 def picture_name(dashboard: dict) -> str:
@@ -351,8 +355,8 @@ def load_cluster(url: str, user: str | None, password: str | None, prefix: str, 
         status = exc.code
     if status != 0:
         raise RuntimeError(f"ipfix-collect exited {status}")
-    return kq.TimeRange(datetime.fromtimestamp(WINDOW[0], timezone.utc),
-                        datetime.fromtimestamp(WINDOW[1] + 2, timezone.utc))
+    return kq.TimeRange(datetime.fromtimestamp(WINDOW[0], UTC),
+                        datetime.fromtimestamp(WINDOW[1] + 2, UTC))
 
 
 def _main(argv: list[str] | None = None) -> None:

@@ -249,7 +249,7 @@ def dashboard_controls(obj: dict) -> list[dict]:
     if not group:
         return []
     panels = json.loads(group["panelsJSON"])
-    for cid, panel in panels.items():
+    for panel in panels.values():
         if panel["type"] != "optionsListControl":
             raise UnknownSavedObject(f"control type {panel['type']!r}")
     return [dict(panel["explicitInput"], id=cid) for cid, panel in

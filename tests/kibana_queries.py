@@ -31,7 +31,7 @@ import operator
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from kibana_fields import (
@@ -63,7 +63,7 @@ class TimeRange:
 
 
 def _iso(t: datetime) -> str:
-    return t.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return t.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def interval_seconds(text: str) -> float:
@@ -235,7 +235,7 @@ def _agg_request(agg: dict, first_metric: dict | None, ctx: Context) -> dict:
         order_by = params.get("orderBy", "_key")
         if order_by == "_key":
             order = {"_key": params.get("order", "desc")}
-        elif first_metric is not None and first_metric["type"] == "count" or order_by == "_count":
+        elif (first_metric is not None and first_metric["type"] == "count") or order_by == "_count":
             order = {"_count": params.get("order", "desc")}
         else:
             order = {order_by: params.get("order", "desc")}
@@ -280,7 +280,7 @@ def _leaf_rows(agg_body: dict, levels: list[dict], metrics: list[dict], scripts:
     level, rest = levels[0], levels[1:]
     rows = []
     for bucket in agg_body[level["id"]]["buckets"]:
-        rows.extend(_leaf_rows(bucket, rest, metrics, scripts, keys + [bucket["key"]]))
+        rows.extend(_leaf_rows(bucket, rest, metrics, scripts, [*keys, bucket["key"]]))
     return rows
 
 

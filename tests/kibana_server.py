@@ -96,16 +96,19 @@ class FakeKibana:
 
     def _answer(self, request: Request) -> tuple[int, object]:
         if self._accept is not None and request.headers.get("authorization") != self._accept:
-            return 401, {"statusCode": 401, "error": "Unauthorized", "message": "[security_exception]: unable to authenticate user"}
+            return 401, {"statusCode": 401, "error": "Unauthorized",
+                         "message": "[security_exception]: unable to authenticate user"}
         path = request.path.split("?")[0]
         if path.startswith("/s/"):
             path = "/" + path.split("/", 3)[3]
         if request.method == "POST" and request.headers.get("kbn-xsrf") is None:
-            return 400, {"statusCode": 400, "error": "Bad Request", "message": 'Request must contain a kbn-xsrf header.'}
+            return 400, {"statusCode": 400, "error": "Bad Request",
+                         "message": "Request must contain a kbn-xsrf header."}
         if path == "/api/status":
             answer = self.behaviour.statuses.pop(0) if self.behaviour.statuses else "available"
             if isinstance(answer, int):
-                return answer, {"statusCode": answer, "error": "Service Unavailable", "message": "Kibana server is not ready yet"}
+                return answer, {"statusCode": answer, "error": "Service Unavailable",
+                                "message": "Kibana server is not ready yet"}
             return 200, {"status": {"overall": {"level": answer}}}
         if path == "/api/saved_objects/_import":
             return self._import(request)
@@ -119,7 +122,8 @@ class FakeKibana:
             return 415, {"statusCode": 415, "error": "Unsupported Media Type", "message": content_type}
         message = BytesParser(policy=HTTP).parsebytes(
             f"Content-Type: {content_type}\r\n\r\n".encode() + request.body)
-        files = [part for part in message.iter_parts() if part.get_param("name", header="content-disposition") == "file"]
+        files = [part for part in message.iter_parts()
+                 if part.get_param("name", header="content-disposition") == "file"]
         if len(files) != 1:
             return 400, {"statusCode": 400, "error": "Bad Request", "message": "[request body.file]: expected a file"}
         try:

@@ -13,6 +13,7 @@ turns it off, because libFuzzer's own ``-timeout`` uses the same SIGALRM.
 
 from __future__ import annotations
 
+import functools
 import signal
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -125,7 +126,7 @@ def feed_datagrams(datagrams: list[bytes], session: Session | None = None,
     for i, datagram in enumerate(datagrams):
         run.fed = 0  # offsets are relative to each datagram
         now = None if clock is None else clock[i]
-        run.call(lambda d: run.session.decode_datagram(d, now=now), datagram)
+        run.call(functools.partial(run.session.decode_datagram, now=now), datagram)
     return run
 
 

@@ -253,10 +253,7 @@ def _field_plan(draw: Any, b: _Builder, earlier: int, depth: int, kinds: tuple[s
         kind = "custom"
     if kind == "unknown":
         return FieldPlan(_unknown(draw, b, dtype), draw(valid_lengths(dtype)), kind)
-    if kind == "registry":
-        element = draw(st.sampled_from(REGISTRY_POOLS[dtype]))
-    else:
-        element = _custom(draw, b, dtype)
+    element = draw(st.sampled_from(REGISTRY_POOLS[dtype])) if kind == "registry" else _custom(draw, b, dtype)
     if kind == "mismatch":
         return FieldPlan(element, draw(invalid_lengths(dtype)), kind)
     return FieldPlan(element, draw(valid_lengths(dtype)), kind)
@@ -445,7 +442,7 @@ def record_values(draw: Any, tp: TemplatePlan, schema: Schema,
     names = [f.element.name for f in tp.fields]
     form = "tuple" if as_tuples else draw(st.sampled_from(["tuple", "list", "dict"]))
     if form == "dict" and len(set(names)) == len(names):
-        return dict(zip(names, values)), expected
+        return dict(zip(names, values, strict=True)), expected
     if form == "list":
         return list(values), expected
     return values, expected
@@ -627,7 +624,7 @@ def assert_same(actual: Any, expected: Any, path: str = "value") -> None:
         assert isinstance(actual, (tuple, list)), f"{path}: {actual!r} is not a sequence"
         assert len(actual) == len(expected), \
             f"{path}: {len(actual)} items, expected {len(expected)}: {actual!r}"
-        for i, (a, e) in enumerate(zip(actual, expected)):
+        for i, (a, e) in enumerate(zip(actual, expected, strict=True)):
             assert_same(a, e, f"{path}[{i}]")
         return
     assert type(actual) is type(expected), \

@@ -58,7 +58,8 @@ def records(rows: list[dict], *, names: list[str] | None = None, domain: int = 1
 
 def derive(rows: list[dict], names: list[str] | None = None, transform: AntreaTransform | None = None,
            host: str | None = HOST) -> list[dict]:
-    return [d["ipfix"] for d in DocumentBuilder([transform or AntreaTransform()]).build(records(rows, names=names), host)]
+    builder = DocumentBuilder([transform or AntreaTransform()])
+    return [d["ipfix"] for d in builder.build(records(rows, names=names), host)]
 
 
 def one(names: list[str], **values) -> dict:
@@ -336,11 +337,12 @@ counters = st.integers(min_value=0, max_value=2**64 - 1)
     "protocolIdentifier": st.integers(0, 255), "flowType": st.integers(0, 255),
     "octetTotalCount": counters, "packetTotalCount": counters,
     "octetDeltaCountFromSourceNode": counters, "reverseOctetDeltaCountFromSourceNode": counters,
-    "flowStartSeconds": st.integers(START - 10_000, START), "flowEndSeconds": st.integers(START - 10_000, START + 10_000),
+    "flowStartSeconds": st.integers(START - 10_000, START),
+    "flowEndSeconds": st.integers(START - 10_000, START + 10_000),
 }), min_size=1, max_size=20))
 @settings(deadline=None, max_examples=100)
 def test_derived_values_are_well_formed_for_any_record(rows):
-    fields = list(rows[0]) + ["destinationIPv4Address", "destinationServicePort", "sourcePodNamespace"]
+    fields = [*rows[0], "destinationIPv4Address", "destinationServicePort", "sourcePodNamespace"]
     for row, ipfix in zip(rows, derive(rows, fields), strict=True):
         assert ipfix["bytes"] >= 0 and ipfix["packets"] >= 0
         proto = {6: "TCP", 17: "UDP"}.get(row["protocolIdentifier"], str(row["protocolIdentifier"]))

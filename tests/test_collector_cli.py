@@ -11,8 +11,8 @@ from pathlib import Path
 
 import orjson
 import pytest
-
 from collector_harness import MemorySink, messages
+
 from ipfix_antrea import sinks
 from ipfix_antrea.cli import EXIT_INPUT_ERRORS, EXIT_OK, EXIT_SINK_FAILED, EXIT_USAGE, main
 
@@ -164,7 +164,7 @@ def test_udp_receive_buffer_and_reuse_port_options_are_applied():
 
     with RunningCollector(["udp://127.0.0.1:0?rcvbuf=64k&reuseport=1"]) as c:
         listener = c.collector.listeners[0]
-        sock = listener._transport.get_extra_info("socket")
+        sock = listener._reading
         assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT) == 1
         assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) >= 64 * 1024
 

@@ -3,6 +3,8 @@ backpressure. Each test runs the `Collector` that `ipfix-collect` runs (tests/co
 
 from __future__ import annotations
 
+import os
+import resource
 import socket
 import ssl
 import struct
@@ -12,8 +14,10 @@ import warnings
 
 import pytest
 import trustme
-
 from collector_harness import MemorySink, RunningCollector, encoder, messages, row
+from elasticsearch_server import wait_until
+
+from ipfix_antrea.inputs.udp import HAND_OVER_RECORDS
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -143,7 +147,7 @@ def test_udp_drops_are_counted_when_the_queue_is_full_and_nothing_grows():
         queued = c.collector.pipeline.stats().queued
         sink.release()
         summary = c.stop()
-    assert queued <= 50 + 10  # capacity, plus at most the batch it was writing
+    assert queued <= 50 + HAND_OVER_RECORDS + 10  # capacity, plus at most one batch (an exporter's datagrams)
     assert summary.dropped > 0
     assert summary.records + summary.dropped == 300
     assert len(sink.docs) == summary.records  # everything accepted was delivered
@@ -225,6 +229,26 @@ def test_tcp_connection_reset_by_the_exporter_is_reported():
         summary = c.stop()
     assert len(c.sink.docs) == 10
     assert summary.problems["connection error"] == 1
+
+
+def test_a_connection_that_cannot_be_accepted_for_want_of_descriptors_waits_and_is_counted():
+    with RunningCollector(["tcp://127.0.0.1:0"]) as c:
+        exporter = socket.socket()  # made before the limit: it needs a descriptor of its own
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        lowest_free = os.dup(0)
+        os.close(lowest_free)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (lowest_free, hard))  # no new descriptor now
+        try:
+            exporter.connect(("127.0.0.1", c.port("tcp")))  # the kernel completes it; accept fails
+            refused = wait_until(lambda: c.collector.monitor.problems["cannot accept"] == 1)
+        finally:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+        exporter.sendall(b"".join(messages(10, max_size=65535)))
+        exporter.close()
+        docs = c.sink.wait_for(10)  # accepted when the collector tried again
+        summary = c.stop()
+    assert refused and len(docs) == 10
+    assert summary.problems["cannot accept"] == 1
 
 
 def test_tcp_templates_belong_to_their_connection():
@@ -398,11 +422,11 @@ def test_allow_list_closes_tcp_connections_from_other_exporters():
 
 def test_stop_hands_over_what_connections_already_received():
     sink = MemorySink()
-    with RunningCollector(["tcp://127.0.0.1:0"], sink, flush_interval=3600) as c:
-        with socket.create_connection(("127.0.0.1", c.port("tcp"))) as s:
-            s.sendall(b"".join(messages(100, max_size=65535)))
-            time.sleep(0.3)
-            summary = c.stop()  # the exporter is still connected
+    with (RunningCollector(["tcp://127.0.0.1:0"], sink, flush_interval=3600) as c,
+          socket.create_connection(("127.0.0.1", c.port("tcp"))) as s):
+        s.sendall(b"".join(messages(100, max_size=65535)))
+        time.sleep(0.3)
+        summary = c.stop()  # the exporter is still connected
     assert len(sink.docs) == 100 and summary.sinks[0].delivered == 100
     assert sink.closed and sink.flushes >= 1
 

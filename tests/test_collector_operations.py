@@ -192,12 +192,11 @@ def test_readyz_is_not_ready_while_the_collector_drains():
 
 def test_templates_shows_the_templates_each_exporter_session_holds():
     enc = encoder()
-    with metrics_collector(["tcp://127.0.0.1:0"]) as c:
-        with socket.create_connection(("127.0.0.1", c.port("tcp"))) as s:
-            s.sendall(b"".join(enc.template_messages()))
-            assert wait_until(lambda: c.collector.monitor.exporters == 1 and any(
-                x.templates for x in c.collector.listeners[0].sessions().values()))
-            status, body = get(c, "/templates")
+    with metrics_collector(["tcp://127.0.0.1:0"]) as c, socket.create_connection(("127.0.0.1", c.port("tcp"))) as s:
+        s.sendall(b"".join(enc.template_messages()))
+        assert wait_until(lambda: c.collector.monitor.exporters == 1 and any(
+            x.templates for x in c.collector.listeners[0].sessions().values()))
+        status, body = get(c, "/templates")
     (session,) = orjson.loads(body)["sessions"]
     assert status == 200
     assert (session["input"], session["exporter"]) == ("tcp://127.0.0.1:0", "127.0.0.1")

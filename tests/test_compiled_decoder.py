@@ -147,7 +147,7 @@ def assert_agree(template: Template, buf: bytes, off: int, end: int, ctx: Any = 
         assert isinstance(values, tuple) and len(values) == len(template.fields)
         assert new_off == ref_off
         assert off <= new_off <= end
-        for i, (a, b) in enumerate(zip(values, ref_values)):
+        for i, (a, b) in enumerate(zip(values, ref_values, strict=True)):
             assert_same(a, b, f"field {i} ({template.fields[i].wire_type}/"
                               f"{template.fields[i].length})")
     else:
@@ -261,7 +261,7 @@ def test_agree_on_list_fields(ports: list[int], rows: list[tuple[str, str]], por
     values = (BasicList(REG.by_name("destinationTransportPort"), ports, 3, 2), port,
               SubTemplateList(300, rows, 4),
               SubTemplateMultiList([SubTemplateList(300, rows)], 2))
-    buf = b"".join(encode_field(spec, v, ctx) for spec, v in zip(LISTS.fields, values))
+    buf = b"".join(encode_field(spec, v, ctx) for spec, v in zip(LISTS.fields, values, strict=True))
     assert assert_agree(LISTS, buf, 0, len(buf), ctx) == "ok"
     decoded, _ = LISTS.decode(buf, 0, len(buf), ctx)
     assert decoded[0] == values[0] and decoded[1] == port and decoded[2] == values[2]

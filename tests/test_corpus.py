@@ -229,10 +229,7 @@ def compare(record, exp: C.Expectation, value_override: Any = None) -> str | Non
                     f"{where} as {vtype}: {mine!r} != {want!r} (octets {got.hex()})"
             return None if mine == want else \
                 f"{where} as {vtype}: {mine!r} != {want!r} (octets {got.hex()})"
-        if exp.convention == "golden":
-            raw = base64.b64decode(want)
-        else:
-            raw = bytes.fromhex(want)
+        raw = base64.b64decode(want) if exp.convention == "golden" else bytes.fromhex(want)
         return None if got == raw else f"{where}: {got.hex()} != {raw.hex()} ({want!r})"
 
     if wire in UNIT_NS:
@@ -245,10 +242,8 @@ def compare(record, exp: C.Expectation, value_override: Any = None) -> str | Non
             return f"{where}: to_dict {js!r} is not ISO 8601"
         if rendered != got * unit:
             return f"{where}: to_dict {js!r} != python value {got}"
-        if isinstance(want, int):  # systemInitTimeMilliseconds in logstash; ms in upstream tests
-            want_ns = want * UNIT_NS["dateTimeMilliseconds"]
-        else:
-            want_ns = C.iso_to_ns(want)
+        # an int: systemInitTimeMilliseconds in logstash; ms in upstream tests
+        want_ns = want * UNIT_NS["dateTimeMilliseconds"] if isinstance(want, int) else C.iso_to_ns(want)
         return None if abs(got * unit - want_ns) < unit else \
             f"{where}: {got} ({js}) != {want!r}"
 
@@ -299,7 +294,7 @@ def test_record_headers(cs):
     d = decode(cs)
     msgs = {(m.file, m.index): m for m in cs.messages}
     problems = []
-    for i, (rec, info) in enumerate(zip(d.records, cs.record_info)):
+    for i, (rec, info) in enumerate(zip(d.records, cs.record_info, strict=True)):
         m = msgs[(info.file, info.message)]
         got = (rec.template_id, rec.is_options, rec.observation_domain_id, rec.export_time,
                rec.sequence_number)
@@ -427,7 +422,7 @@ def test_beats_golden(case):
     problems = []
     checked = 0
     vendor = C.logstash_vendor_ies()
-    for gi, (ri, event, created) in enumerate(zip(case.selected, case.events, case.created)):
+    for gi, (ri, event, created) in enumerate(zip(case.selected, case.events, case.created, strict=True)):
         rec = _record_at(d.records, ri)
         if rec is None:
             problems.append(f"golden {gi}: our record {ri} absent")
@@ -487,7 +482,7 @@ def _compare_stml_octets(record, b64: str) -> str | None:
         if tpl is None:
             return f"entry of template {entry.template_id} was not decoded"
         body = b"".join(f.dtype.encode(v, f.length) for r in entry.records
-                        for f, v in zip(tpl.fields, r))
+                        for f, v in zip(tpl.fields, r, strict=True))
         mine.append((entry.template_id, body))
     return None if mine == entries else \
         f"entries {[(t, b.hex()) for t, b in mine]} != {[(t, b.hex()) for t, b in entries]}"

@@ -146,7 +146,7 @@ def test_throughput_panels_show_bits_per_second_of_the_delta_counters(loaded):
     objects = saved_objects()
     panel = next(o for o in objects if o["attributes"]["title"] == "ipfix-antrea: Throughput")
     result = run(panel, loaded.context(objects))
-    label, points = next((label, p) for label, p in result.series if label == "client → server")
+    points = next(p for label, p in result.series if label == "client → server")
     bucket = (points[1][0] - points[0][0]) / 1000
     octets = loaded.es.search(index=loaded.index, size=0, aggs={"o": {"sum": {"field": "ipfix.octetDeltaCount"}}})
     assert sum(v or 0 for _, v in points) * bucket / 8 == pytest.approx(octets["aggregations"]["o"]["value"])

@@ -207,7 +207,7 @@ def test_the_collector_environment_is_flags_the_real_cli_accepts(objects):
     _, container = collector(objects)
     env = container_env(objects, container)
     parser = cli.build_parser()
-    flags = {cli.env_name(o) for a in parser._actions for o in a.option_strings if o.startswith("--")}  # noqa: SLF001
+    flags = {cli.env_name(o) for a in parser._actions for o in a.option_strings if o.startswith("--")}
     unknown = sorted(name for name in env if name.startswith(cli.ENV_PREFIX) and name not in flags)
     assert not unknown, f"not flags of ipfix-collect: {unknown}"
     values = {name: "secret-value" if value is None else value for name, value in env.items()}
@@ -231,7 +231,7 @@ def test_the_grace_period_outlasts_the_elasticsearch_retry_budget(objects):
     pod, container = collector(objects)
     retry_for = float(container_env(objects, container)["IPFIX_COLLECT_ES_RETRY_FOR"])
     # retrying a request stops after retry_for; then a full queue must still reach Elasticsearch
-    assert 0 < retry_for and pod["spec"]["terminationGracePeriodSeconds"] >= retry_for + 60
+    assert retry_for > 0 and pod["spec"]["terminationGracePeriodSeconds"] >= retry_for + 60
 
 
 def test_the_setup_job_runs_a_real_ipfix_collect_setup():
@@ -416,4 +416,5 @@ def test_the_external_overlay_is_only_the_collector_with_an_api_key():
     assert "IPFIX_COLLECT_ES_PASSWORD" not in env
     assert env["IPFIX_COLLECT_SINK"].startswith("elasticsearch:https://")
     pdb = one(objs, "PodDisruptionBudget", "ipfix-collect")
-    assert pdb["spec"]["selector"]["matchLabels"].items() <= deployment["spec"]["template"]["metadata"]["labels"].items()
+    pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert pdb["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()

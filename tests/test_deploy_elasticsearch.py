@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 from elasticsearch import AuthenticationException, AuthorizationException, Elasticsearch
-
 from elasticsearch_server import require_es, wait_until
+
 from ipfix_antrea import cli
 
 pytestmark = pytest.mark.timeout(180)

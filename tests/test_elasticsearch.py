@@ -19,7 +19,6 @@ from elasticsearch_server import (
     cleanup,
     decode,
     flow_documents,
-    require_es,
     unique_prefix,
     wait_until,
 )
@@ -33,18 +32,6 @@ from ipfix_antrea.sinks.elasticsearch import (
     make_client,
 )
 from ipfix_antrea.sinks.es_mapping import element_mapping
-
-
-@pytest.fixture(scope="module")
-def server():
-    return require_es()
-
-
-@pytest.fixture
-def prefix(server, request):
-    name = unique_prefix(request.node.name.split("[")[0][5:25].replace("_", "-"))
-    yield name
-    cleanup(server, name)
 
 
 def open_es(server, prefix, tmp_path, **settings) -> ElasticsearchSink:
@@ -326,7 +313,7 @@ def test_a_dead_letter_file_that_cannot_be_created_fails_the_sink_when_needed(se
     blocker.write_text("a file where a directory should be")
     sink = open_es(server, prefix, tmp_path, dead_letter=str(blocker / "dead.jsonl"))  # opens fine
     sink.write([{"no": "timestamp"}])  # refused at once: to the dead-letter file, which fails
-    with pytest.raises(SinkError, match="1 document.s. not delivered .*cannot write dead-letter file .*lost"):
+    with pytest.raises(SinkError, match=r"1 document\(s\) not delivered .*cannot write dead-letter file .*lost"):
         sink.close()
     assert sink.undelivered() == 1 and sink.stats()["in_flight"] == 0
 

@@ -32,7 +32,7 @@ def test_sequence_numbers_count_data_records_before_each_message():
     enc = make(max_message_size=200)
     messages = enc.encode(256, [ROW] * 20)
     sequences = [MessageHeader.parse(m).sequence_number for m in messages]
-    per_message = [(b - a) for a, b in zip(sequences, sequences[1:] + [20])]
+    per_message = [(b - a) for a, b in zip(sequences, [*sequences[1:], 20], strict=True)]
     assert sequences[0] == 0 and sum(per_message) == 20 and enc.sequence_number == 20
 
 
@@ -52,7 +52,7 @@ def test_records_may_be_given_by_name():
     enc = make()
     s = Session()
     s.feed(b"".join(enc.template_messages()))
-    (record,) = s.feed(enc.encode(256, [dict(zip(FIELDS, ROW))])[0])
+    (record,) = s.feed(enc.encode(256, [dict(zip(FIELDS, ROW, strict=True))])[0])
     assert record.values == ROW
 
 
@@ -69,7 +69,7 @@ def test_value_that_does_not_fit_its_field_is_refused():
 
 
 def test_template_ids_below_256_are_refused():
-    with pytest.raises(ValueError, match="outside 256..65535"):
+    with pytest.raises(ValueError, match=r"outside 256\.\.65535"):
         Encoder().add_template(255, ["octetDeltaCount"])
 
 
@@ -132,7 +132,7 @@ def test_refreshed_templates_carry_the_count_of_records_sent_before_them():
 def test_templates_and_withdrawals_after_data_carry_the_current_count():
     enc = make()
     enc.encode(256, [ROW] * 4)
-    assert sequence_numbers(enc.template_messages() + [enc.withdraw(256)]) == [4, 4]
+    assert sequence_numbers([*enc.template_messages(), enc.withdraw(256)]) == [4, 4]
 
 
 def test_a_refused_batch_changes_neither_the_sequence_number_nor_the_due_templates():

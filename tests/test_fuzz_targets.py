@@ -16,8 +16,8 @@ from corpus import all_sessions
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "fuzz"))
 
-import seeds  # noqa: E402
-import targets  # noqa: E402
+import seeds
+import targets
 
 SEEDS = seeds.seeds()
 

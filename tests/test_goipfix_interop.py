@@ -265,7 +265,7 @@ def test_every_record_arrives_with_the_values_sent(delivery):
     assert sorted(got) == sorted(want), "template ids"
     for template_id, records in want.items():
         assert len(got[template_id]) == len(records), f"records of template {template_id}"
-        for index, (sent, received) in enumerate(zip(records, got[template_id])):
+        for index, (sent, received) in enumerate(zip(records, got[template_id], strict=True)):
             diff = {key: (sent.get(key, "<absent>"), received.get(key, "<absent>"))
                     for key in sent.keys() | received.keys() if sent.get(key) != received.get(key)}
             assert not diff, f"template {template_id} record {index}: (sent, received) {diff}"

@@ -23,7 +23,6 @@ from pathlib import Path
 
 import orjson
 import pytest
-
 from collector_harness import messages
 
 pytestmark = pytest.mark.timeout(120)

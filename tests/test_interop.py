@@ -600,7 +600,7 @@ def ipfixdump_view(dtype: str, value, shown: str):
 def _compare(view, records: list[dict], expected: list[dict], names) -> None:
     """Each decoded record against the one we encoded, field by field, through ``view``."""
     assert len(records) == len(expected), "records decoded vs encoded"
-    for i, (got, want) in enumerate(zip(records, expected)):
+    for i, (got, want) in enumerate(zip(records, expected, strict=True)):
         shown, should = {}, {}
         for name in names:
             if name not in got:
@@ -827,7 +827,7 @@ def test_session_decodes_the_encoder_output_to_the_same_values(exported):
     session = Session()
     records = session.feed(exported.stream)
     assert [r.template_id for r in records] == [t for t, _, _ in exported.records]
-    for r, (tid, want, seq) in zip(records, exported.records):
+    for r, (tid, want, seq) in zip(records, exported.records, strict=True):
         names = _field_names(TEMPLATES[tid][0])
         got = {n: r[n] for n in names}
         assert got == {n: _ours(TYPES[n], want[n]) for n in names}, f"template {tid}"

@@ -595,7 +595,7 @@ def test_cisco_capture_decodes_to_the_flowbeat_golden():
                         .read_text())["events"]
     assert len(records) == len(golden) == 29
     checked = 0
-    for record, event in zip(records, golden):
+    for record, event in zip(records, golden, strict=True):
         fields = event["Fields"]["netflow"]
         assert record.template_id == fields["template_id"]
         assert record.observation_domain_id == fields["observation_domain_id"]

@@ -8,8 +8,8 @@ import threading
 import time
 
 import pytest
-
 from collector_harness import MemorySink, encoder, row
+
 from ipfix_antrea import Session
 from ipfix_antrea.inputs import Batch
 from ipfix_antrea.pipeline import Pipeline
@@ -122,18 +122,34 @@ def test_close_drains_the_queue_flushes_and_closes_the_sink():
     assert sink.flushes >= 1 and sink.closed
 
 
+class WriteSizes(MemorySink):
+    """Remembers how many documents each write got."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sizes: list[int] = []
+
+    def write(self, docs, ids=None):
+        self.sizes.append(len(docs))
+        super().write(docs)
+
+
 def test_documents_are_written_in_slices_of_batch_size():
-    sizes = []
-
-    class Recording(MemorySink):
-        def write(self, docs, ids=None):
-            sizes.append(len(docs))
-            super().write(docs)
-
-    p = Pipeline([Recording()], batch_size=4)
+    sink = WriteSizes()
+    p = Pipeline([sink], batch_size=4)
     p.put(batch(10))
     p.close()
-    assert sizes == [4, 4, 2]
+    assert sink.sizes == [4, 4, 2]
+
+
+def test_small_batches_that_come_one_after_the_other_are_written_together():
+    sink = WriteSizes()
+    p = Pipeline([sink], linger=0.5)
+    for k in range(20):  # a UDP exporter's datagrams: a record or two each, a moment apart
+        p.offer(batch(2, start=2 * k))
+        time.sleep(0.005)
+    p.close()
+    assert sum(sink.sizes) == 40 and len(sink.sizes) < 5
 
 
 def test_idle_queue_flushes_buffered_documents():

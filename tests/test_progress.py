@@ -17,7 +17,6 @@ import termios
 from pathlib import Path
 
 import pytest
-
 from collector_harness import messages
 
 pytestmark = pytest.mark.timeout(120)
@@ -69,7 +68,6 @@ def test_a_file_read_on_a_terminal_shows_bytes_of_the_total_records_and_rates(bi
 
 def test_a_capture_read_on_a_terminal_shows_its_progress(tmp_path):
     import dpkt
-
     from test_pcap import udp_frame
 
     path = tmp_path / "flows.pcap"

@@ -73,7 +73,7 @@ SEQUENCE_MODULUS = 1 << 32
 def check_records(records: list[Record], stream: Stream, plan: StreamPlan) -> None:
     by_id = {tp.template_id: tp for tp in plan.schema.templates}
     assert len(records) == len(stream.records)
-    for i, (record, expected) in enumerate(zip(records, stream.records)):
+    for i, (record, expected) in enumerate(zip(records, stream.records, strict=True)):
         tp = by_id[expected.template_id]
         assert record.template_id == expected.template_id, f"record {i}"
         assert record.observation_domain_id == plan.domain
@@ -103,7 +103,7 @@ def check_access(record: Record, tp: TemplatePlan) -> None:
             assert isinstance(as_dict[name], list) and len(as_dict[name]) == n, name
             got = record.get(name)
             assert isinstance(got, list) and len(got) == n
-            for value, i in zip(got, positions):
+            for value, i in zip(got, positions, strict=True):
                 assert value is record.values[i]
     assert record.get("noSuchElementAnywhere", 42) == 42
     if tp.scope_count:
@@ -142,7 +142,7 @@ def check_headers(plan: StreamPlan, stream: Stream) -> None:
         assert (version, length, export_time, seq, domain) == \
             (10, len(message), plan.export_time, 0, plan.domain)
         assert length <= plan.max_message_size
-    for message, count in zip(stream.data_messages, stream.records_per_message):
+    for message, count in zip(stream.data_messages, stream.records_per_message, strict=True):
         version, length, export_time, seq, domain = struct.unpack_from(">HHIII", message)
         assert (version, length, export_time, seq, domain) == \
             (10, len(message), plan.export_time, before, plan.domain)
@@ -479,7 +479,7 @@ def test_sequence_numbers_with_refreshes_resends_and_withdrawals(schema: Schema,
     datagrams = Session(registry=schema.registry, template_lifetime=lifetime)
     per_message = [datagrams.decode_datagram(e.octets, now=e.now) for e in exports]
     sent = first
-    for export, records in zip(exports, per_message):
+    for export, records in zip(exports, per_message, strict=True):
         header_sequence = struct.unpack_from(">I", export.octets, 8)[0]
         assert header_sequence == sent, "the header does not count the records sent before it"
         assert all(r.sequence_number == sent for r in records)

@@ -115,7 +115,7 @@ def test_record_values_by_name_and_to_dict():
     (record, _) = s.feed(b"".join(enc.template_messages() + enc.encode(256, ROWS)))
     assert record["sourcePodName"] == "web-0"
     assert record.get("missing", "x") == "x"
-    assert record.to_dict() == dict(zip(FIELDS, ROWS[0]))
+    assert record.to_dict() == dict(zip(FIELDS, ROWS[0], strict=True))
 
 
 def test_truncated_datagram_is_malformed_not_kept():

@@ -10,7 +10,7 @@ import threading
 import time
 
 import pytest
-from elasticsearch_server import FaultProxy, cleanup, require_es, unique_prefix
+from elasticsearch_server import FaultProxy, cleanup
 from kibana_server import FakeKibana
 
 from ipfix_antrea.cli import EXIT_OK, EXIT_SETUP_FAILED, main
@@ -20,24 +20,14 @@ from ipfix_antrea.provision import data_view_ids, import_dashboards
 pytestmark = pytest.mark.timeout(120)
 
 
-@pytest.fixture(scope="module")
-def server():
-    return require_es()
-
-
-@pytest.fixture
-def prefix(server, request):
-    name = unique_prefix(request.node.name[5:25].replace("_", "-"))
-    yield name
-    cleanup(server, name)
-
 
 @pytest.fixture
 def dashboards(tmp_path, prefix):
     """A small Kibana export: a data view over the test's indices and a dashboard."""
     path = tmp_path / "objects.ndjson"
     objects = [
-        {"type": "index-pattern", "id": "flows-view", "attributes": {"title": f"{prefix}-*", "timeFieldName": "@timestamp"}},
+        {"type": "index-pattern", "id": "flows-view",
+         "attributes": {"title": f"{prefix}-*", "timeFieldName": "@timestamp"}},
         {"type": "dashboard", "id": "overview", "attributes": {"title": "Overview", "panelsJSON": "[]"},
          "references": []},
     ]

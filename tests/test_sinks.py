@@ -13,12 +13,14 @@ from ipfix_antrea.sinks import (
     JsonLinesSink,
     Sink,
     SinkBase,
+    SinkContext,
     SinkError,
     StdoutSink,
     open_sink,
     parse_sink_spec,
     serialize,
 )
+from ipfix_antrea.workers import WorkerInfo
 
 DOCS = [
     {"@timestamp": "2024-05-01T12:00:00.000Z", "ipfix": {"flowset_id": 256, "sourcePodName": "a"}},
@@ -69,7 +71,7 @@ def test_jsonl_sink_flush_makes_written_documents_visible(tmp_path):
 
 def test_jsonl_sink_that_cannot_be_opened_raises_sink_error_naming_it(tmp_path):
     target = tmp_path / "no-such-dir" / "out.jsonl"
-    with pytest.raises(SinkError, match="jsonl:.*cannot open"):
+    with pytest.raises(SinkError, match=r"jsonl:.*cannot open"):
         open_sink(f"jsonl:{target}")
 
 
@@ -156,3 +158,48 @@ def test_histogram_counts_each_value_in_the_first_bucket_whose_bound_it_does_not
     assert snap.bounds == (0.1, 1.0)
     assert snap.counts == (2, 2, 1)  # <= 0.1, <= 1.0, above
     assert snap.total == pytest.approx(8.65)
+
+
+# --------------------------------------------------------------------------------------------
+# one of several worker processes (--workers N)
+
+
+def test_a_jsonl_sink_of_a_worker_writes_a_file_of_its_own(tmp_path):
+    sink = open_sink(f"jsonl:{tmp_path / 'flows.jsonl'}", None, SinkContext(worker=WorkerInfo(1, 2)))
+    sink.write(DOCS)
+    sink.close()
+    assert sink.name == f"jsonl:{tmp_path / 'flows-w1.jsonl'}"
+    assert read_lines(tmp_path / "flows-w1.jsonl") == DOCS and not (tmp_path / "flows.jsonl").exists()
+
+
+def test_an_elasticsearch_sink_of_a_worker_has_a_dead_letter_file_of_its_own(tmp_path):
+    import argparse
+
+    options = argparse.Namespace(es_template="skip", es_dead_letter=str(tmp_path / "dead.jsonl"))
+    sink = open_sink("elasticsearch:http://127.0.0.1:1", options, SinkContext(worker=WorkerInfo(0, 2)))
+    sink.close()
+    assert sink.options.dead_letter == str(tmp_path / "dead-w0.jsonl")
+    assert sink.name == "elasticsearch:http://127.0.0.1:1"  # one name for the sink in every worker
+
+
+def test_stdout_shared_by_workers_is_refused_when_it_cannot_be_locked():
+    class Unlockable(io.BytesIO):
+        def fileno(self) -> int:
+            raise io.UnsupportedOperation("no file descriptor")
+
+    with pytest.raises(SinkError, match="cannot be shared by worker processes"):
+        StdoutSink(Unlockable(), shared=True)
+
+
+@pytest.mark.parametrize(("path", "worker"), [("flows.jsonl", "flows-w3.jsonl"),
+                                              ("/var/log/flows", "/var/log/flows-w3"),
+                                              ("a.b/flows.json.log", "a.b/flows.json-w3.log")])
+def test_a_workers_file_has_the_worker_number_before_the_extension(path, worker):
+    assert WorkerInfo(3, 4).path(path) == worker
+
+
+def test_a_jsonl_sink_of_a_worker_shares_a_path_that_is_not_a_regular_file(tmp_path):
+    sink = open_sink("jsonl:/dev/null", None, SinkContext(worker=WorkerInfo(1, 2)))
+    sink.write(DOCS)
+    sink.close()
+    assert sink.name == "jsonl:/dev/null" and sink.shared

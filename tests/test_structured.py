@@ -43,7 +43,7 @@ def malformed_reason(s: Session) -> str:
 
 def test_basic_list_decodes_and_renders_as_an_array():
     # semantic allOf (3), element sourceIPv4Address (8), 4 octets each
-    s, (record,) = decode_list_field(BASIC_LIST, bytes([3]) + struct.pack(">HH", 8, 4)
+    _, (record,) = decode_list_field(BASIC_LIST, bytes([3]) + struct.pack(">HH", 8, 4)
                                      + bytes([10, 0, 0, 1, 10, 0, 0, 2]))
     value = record["basicList"]
     assert isinstance(value, BasicList) and value.semantic == 3

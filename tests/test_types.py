@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import orjson
 import pytest
@@ -39,7 +39,7 @@ def test_ntp_microseconds_are_converted_to_unix_time():
 
 
 def test_encoder_accepts_datetimes_for_timestamps():
-    when = datetime(2024, 5, 1, 12, 0, 0, 250_000, tzinfo=timezone.utc)
+    when = datetime(2024, 5, 1, 12, 0, 0, 250_000, tzinfo=UTC)
     record = decode_one(["flowStartMilliseconds", "flowEndSeconds"], (when, when))
     assert record.to_dict() == {"flowStartMilliseconds": "2024-05-01T12:00:00.250Z",
                                 "flowEndSeconds": "2024-05-01T12:00:00Z"}

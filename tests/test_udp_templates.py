@@ -13,12 +13,14 @@ import socket
 import time
 
 import pytest
-
 from collector_harness import RunningCollector, encoder, row
+
+from ipfix_antrea import SavedTemplate
 from ipfix_antrea.cli import EXIT_USAGE, main
 from ipfix_antrea.inputs import parse_input_spec
 from ipfix_antrea.inputs.state import FORMAT, TemplateStore
 from ipfix_antrea.inputs.udp import UdpListener
+from ipfix_antrea.workers import WorkerInfo
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -148,8 +150,12 @@ def test_templates_of_exporters_that_did_not_send_since_are_kept_by_the_next_sav
 
 @pytest.mark.parametrize("content", [b"{\"format\": \"ipfix-antr", b"\x00\xff garbage", b"[1, 2, 3]",
                                      json.dumps({"format": "something else", "version": 1}).encode(),
-                                     json.dumps({"format": FORMAT, "version": 99}).encode()],
-                         ids=["cut", "binary", "not-an-object", "foreign", "future-version"])
+                                     json.dumps({"format": FORMAT, "version": 99}).encode(),
+                                     # 127.0.0.1 as a number, which ipaddress would take
+                                     json.dumps({"format": FORMAT, "version": 1, "scope": "session", "saved_at": 0,
+                                                 "exporters": [{"address": 2130706433, "port": 4739,
+                                                                "templates": []}]}).encode()],
+                         ids=["cut", "binary", "not-an-object", "foreign", "future-version", "numeric-address"])
 def test_a_corrupt_or_foreign_state_file_is_reported_and_ignored(tmp_path, content, caplog):
     (tmp_path / "udp-127.0.0.1-0.json").write_bytes(content)
     exporter = Exporter()
@@ -230,9 +236,9 @@ def test_a_failed_save_leaves_the_previous_file_as_it_was(tmp_path, monkeypatch)
 
 
 def test_two_collectors_cannot_share_one_state_file(tmp_path):
-    with RunningCollector(["udp://127.0.0.1:0"], state_dir=str(tmp_path)):
-        with RunningCollector(["udp://127.0.0.1:0"], state_dir=str(tmp_path)) as second:
-            summary = second.stop()
+    with (RunningCollector(["udp://127.0.0.1:0"], state_dir=str(tmp_path)),
+          RunningCollector(["udp://127.0.0.1:0"], state_dir=str(tmp_path)) as second):
+        summary = second.stop()
     assert summary.input_errors and "in use by another collector" in summary.input_errors[0]
 
 
@@ -247,7 +253,47 @@ def test_state_dir_comes_from_the_environment_as_the_manifests_set_it(tmp_path):
     from ipfix_antrea.inputs import open_input
 
     args = parse_args(build_parser(), ["-i", "udp://127.0.0.1:4739"],
-                      {"IPFIX_COLLECT_STATE_DIR": str(tmp_path / "state"), "IPFIX_COLLECT_UDP_TEMPLATE_SCOPE": "address"})
+                      {"IPFIX_COLLECT_STATE_DIR": str(tmp_path / "state"),
+                       "IPFIX_COLLECT_UDP_TEMPLATE_SCOPE": "address"})
     listener = open_input(args.inputs[0], options=args)
     assert listener._store.path == str(tmp_path / "state" / "udp-127.0.0.1-4739.json")
     assert listener.template_scope == "address"
+
+
+# --------------------------------------------------------------------------------------------
+# worker processes (--workers N): a file each, every file read
+
+
+def saved(fields, age: float):
+    """Template 256 of domain 7 with ``fields``, as a state file keeps it, sent ``age`` s ago."""
+    (message,) = encoder(fields=fields).template_messages()
+    return SavedTemplate(7, message[20:], False, age)
+
+
+def test_a_worker_writes_its_own_state_file(tmp_path):
+    TemplateStore(str(tmp_path), "0.0.0.0", 4739, "session", WorkerInfo(1, 2)).save({}, 1.0)
+    assert [p.name for p in tmp_path.glob("*.json")] == ["udp-0.0.0.0-4739-w1.json"]
+
+
+def test_every_workers_file_is_read_and_of_one_template_the_one_sent_last_wins(tmp_path):
+    exporter = ("10.0.0.1", 40000)
+    old, new = saved(["sourceIPv4Address"], age=500), saved(["destinationIPv4Address"], age=5)
+    other = ("10.0.0.2", 40000)
+    TemplateStore(str(tmp_path), "0.0.0.0", 4739, "session", WorkerInfo(0, 2)).save({exporter: [old]}, 100.0)
+    TemplateStore(str(tmp_path), "0.0.0.0", 4739, "session", WorkerInfo(1, 2)).save(
+        {exporter: [new], other: [old]}, 100.0)
+    loaded, problems = TemplateStore(str(tmp_path), "0.0.0.0", 4739, "session", WorkerInfo(0, 2)).load(100.0)
+    assert problems == []
+    assert [t.record for t in loaded[exporter]] == [new.record]
+    assert [t.record for t in loaded[other]] == [old.record]
+
+
+def test_a_bad_file_of_another_worker_is_reported_and_the_others_still_count(tmp_path):
+    exporter = ("10.0.0.1", 40000)
+    template = saved(["sourceIPv4Address"], age=5)
+    TemplateStore(str(tmp_path), "0.0.0.0", 4739, "session", WorkerInfo(0, 2)).save({exporter: [template]}, 100.0)
+    (tmp_path / "udp-0.0.0.0-4739-w1.json").write_bytes(b"\x00 garbage")
+    loaded, problems = TemplateStore(str(tmp_path), "0.0.0.0", 4739, "session").load(100.0)
+    assert [t.record for t in loaded[exporter]] == [template.record]
+    ((path, error),) = problems
+    assert path.endswith("udp-0.0.0.0-4739-w1.json") and "not JSON" in str(error)

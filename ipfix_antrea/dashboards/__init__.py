@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 __all__ = ["KIBANA_NDJSON", "saved_objects"]
 
@@ -19,7 +20,7 @@ __all__ = ["KIBANA_NDJSON", "saved_objects"]
 KIBANA_NDJSON: Path = Path(str(resources.files(__name__).joinpath("kibana.ndjson")))
 
 
-def saved_objects() -> list[dict]:
+def saved_objects() -> list[dict[str, Any]]:
     """The saved objects of `KIBANA_NDJSON`, one dict per line."""
     with KIBANA_NDJSON.open(encoding="utf-8") as f:
         return [json.loads(line) for line in f if line.strip()]

@@ -35,8 +35,11 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 __all__ = ["DATA_VIEW_ID", "INDEX_PATTERN", "build", "dashboards", "main", "object_id", "render"]
+
+JsonObject = dict[str, Any]  # a saved object, or a part of one, as Kibana reads it
 
 INDEX_PATTERN = "flow-*"
 TIME_FIELD = "@timestamp"
@@ -82,25 +85,25 @@ def denied() -> str:
             "ipfix.egressNetworkPolicyRuleAction:(2 OR 3)")
 
 
-def _json(value) -> str:
+def _json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
-def _search_source(query: str = "", *, index: bool = True, filters: Sequence[dict] = ()) -> str:
-    source: dict = {"query": {"query": query, "language": "lucene" if query else "kuery"},
+def _search_source(query: str = "", *, index: bool = True, filters: Sequence[JsonObject] = ()) -> str:
+    source: JsonObject = {"query": {"query": query, "language": "lucene" if query else "kuery"},
                     "filter": list(filters)}
     if index:
         source["indexRefName"] = _INDEX_REF
     return _json(source)
 
 
-def _saved_object(kind: str, title: str, attributes: dict, references: list[dict]) -> dict:
+def _saved_object(kind: str, title: str, attributes: JsonObject, references: list[JsonObject]) -> JsonObject:
     return {"id": object_id(kind, title), "type": kind, "attributes": attributes,
             "references": references, "coreMigrationVersion": _CORE_MIGRATION,
             "typeMigrationVersion": _TYPE_MIGRATION[kind], "managed": False}
 
 
-def _data_view_ref(name: str) -> dict:
+def _data_view_ref(name: str) -> JsonObject:
     return {"name": name, "type": "index-pattern", "id": DATA_VIEW_ID}
 
 
@@ -110,7 +113,7 @@ _BYTE_FIELDS = ("octetDeltaCount", "reverseOctetDeltaCount", "octetTotalCount",
                 "reverseOctetTotalCount", "bytes")
 
 
-def data_view() -> dict:
+def data_view() -> JsonObject:
     """``flow-*`` with ``@timestamp`` (the IPFIX export time) as its time field; octet counters
     shown as bytes."""
     formats = {ipfix(n): {"id": "bytes"} for n in _BYTE_FIELDS}
@@ -131,22 +134,23 @@ class Metric:
     field: str | None = None
     label: str = ""
 
-    def agg(self, agg_id: str) -> dict:
+    def agg(self, agg_id: str) -> JsonObject:
         params = {} if self.field is None else {"field": self.field}
         if self.label:
             params["customLabel"] = self.label
         return {"id": agg_id, "enabled": True, "type": self.kind, "schema": "metric", "params": params}
 
 
-def _terms(agg_id: str, schema: str, field: str, label: str, size: int, order_by: str = "1") -> dict:
+def _terms(agg_id: str, schema: str, field: str, label: str, size: int, order_by: str = "1") -> JsonObject:
     return {"id": agg_id, "enabled": True, "type": "terms", "schema": schema, "params": {
         "field": field, "orderBy": order_by, "order": "desc", "size": size, "otherBucket": False,
         "otherBucketLabel": "Other", "missingBucket": False, "missingBucketLabel": "Missing",
         "customLabel": label}}
 
 
-def _visualization(title: str, vis_type: str, params: dict, aggs: list[dict], *, query: str = "",
-                   uses_data_view: bool = True, description: str = "", references: Sequence[dict] = ()) -> dict:
+def _visualization(title: str, vis_type: str, params: JsonObject, aggs: list[JsonObject], *, query: str = "",
+                   uses_data_view: bool = True, description: str = "",
+                   references: Sequence[JsonObject] = ()) -> JsonObject:
     full = TITLE_PREFIX + title
     state = {"title": full, "type": vis_type, "params": params, "aggs": aggs}
     refs = [_data_view_ref(_INDEX_REF)] if uses_data_view else []
@@ -157,13 +161,13 @@ def _visualization(title: str, vis_type: str, params: dict, aggs: list[dict], *,
     }, [*refs, *references])
 
 
-def markdown(title: str, text: str) -> dict:
+def markdown(title: str, text: str) -> JsonObject:
     return _visualization(title, "markdown", {"fontSize": 12, "openLinksInNewTab": False,
                                               "markdown": text}, [], uses_data_view=False)
 
 
 def pie(title: str, metric: Metric, split: str, split_label: str, *, size: int = 10,
-        query: str = "", description: str = "") -> dict:
+        query: str = "", description: str = "") -> JsonObject:
     """A donut of ``metric`` by the top ``size`` values of ``split``."""
     params = {
         "type": "pie", "addTooltip": True, "addLegend": True, "legendDisplay": "show",
@@ -178,7 +182,7 @@ def pie(title: str, metric: Metric, split: str, split_label: str, *, size: int =
 
 
 def bars(title: str, metric: Metric, split: str, split_label: str, *, size: int = 10,
-         query: str = "", description: str = "") -> dict:
+         query: str = "", description: str = "") -> JsonObject:
     """Horizontal bars of ``metric`` by the top ``size`` values of ``split``."""
     label = metric.label or metric.kind
     params = {
@@ -207,7 +211,7 @@ def bars(title: str, metric: Metric, split: str, split_label: str, *, size: int 
                           query=query, description=description)
 
 
-def metric(title: str, metrics: Sequence[Metric], *, query: str = "", description: str = "") -> dict:
+def metric(title: str, metrics: Sequence[Metric], *, query: str = "", description: str = "") -> JsonObject:
     """One or more big numbers."""
     params = {"addTooltip": True, "addLegend": False, "type": "metric", "metric": {
         "percentageMode": False, "useRanges": False, "colorSchema": "Green to Red",
@@ -219,7 +223,7 @@ def metric(title: str, metrics: Sequence[Metric], *, query: str = "", descriptio
 
 
 def table(title: str, metrics: Sequence[Metric], rows: Sequence[tuple[str, str]], *, size: int = 10,
-          query: str = "", description: str = "") -> dict:
+          query: str = "", description: str = "") -> JsonObject:
     """A table: a row per combination of the top values of ``rows`` ((field, label) pairs,
     outermost first), a column per metric (rows ordered by the first)."""
     params = {"perPage": 10, "showPartialRows": False, "showMetricsAtAllLevels": False,
@@ -246,7 +250,7 @@ class Series:
     query: str = ""
     color: str = "#54B399"
 
-    def model(self, panel: str) -> dict:
+    def model(self, panel: str) -> JsonObject:
         sid = _tsvb_id(panel, self.label)
         first = _tsvb_id(panel, self.label, "sum")
         if self.rate_of:
@@ -278,10 +282,9 @@ class Series:
         return model
 
 
-def timeseries(title: str, series: Sequence[Series], *, description: str = "") -> dict:
+def timeseries(title: str, series: Sequence[Series], *, description: str = "") -> JsonObject:
     """A TSVB time series on ``@timestamp``, buckets of at least a minute (the Flow
     Aggregator's export period: a flow has at most one record per minute)."""
-    full = TITLE_PREFIX + title
     params = {
         "id": _tsvb_id(title), "type": "timeseries", "series": [s.model(title) for s in series],
         "time_field": TIME_FIELD, "use_kibana_indexes": True, "index_pattern_ref_name": "metrics_0_index_pattern",
@@ -295,7 +298,7 @@ def timeseries(title: str, series: Sequence[Series], *, description: str = "") -
                           references=[_data_view_ref("metrics_0_index_pattern")])
 
 
-def vega(title: str, spec: dict, *, description: str = "") -> dict:
+def vega(title: str, spec: JsonObject, *, description: str = "") -> JsonObject:
     return _visualization(title, "vega", {"spec": json.dumps(spec, indent=2)}, [], uses_data_view=False,
                           description=description)
 
@@ -312,7 +315,7 @@ class Endpoint:
     namespace: str | None = None
     fallback: str | None = None
 
-    def sources(self, side: str) -> list[dict]:
+    def sources(self, side: str) -> list[JsonObject]:
         fields = [("name", self.name), ("ns", self.namespace), ("alt", self.fallback)]
         return [{f"{side}_{key}": {"terms": {"field": kw(f)}}} for key, f in fields if f]
 
@@ -328,13 +331,13 @@ class Endpoint:
         return shown
 
 
-def _url(aggs: dict) -> dict:
+def _url(aggs: JsonObject) -> JsonObject:
     return {"%context%": True, "%timefield%": TIME_FIELD, "index": INDEX_PATTERN,
             "body": {"size": 0, "aggs": aggs}}
 
 
-def sankey(left: Endpoint, right: Endpoint, where: dict, *, octets: Sequence[str] = (
-        "octetDeltaCount", "reverseOctetDeltaCount")) -> dict:
+def sankey(left: Endpoint, right: Endpoint, where: JsonObject, *, octets: Sequence[str] = (
+        "octetDeltaCount", "reverseOctetDeltaCount")) -> JsonObject:
     """A Vega Sankey of bytes (the sum of the ``octets`` delta counters: both directions by
     default) from ``left`` to ``right``, over the records that match ``where`` (query DSL).
 
@@ -420,7 +423,7 @@ def sankey(left: Endpoint, right: Endpoint, where: dict, *, octets: Sequence[str
     }
 
 
-def pair_throughput() -> dict:
+def pair_throughput() -> JsonObject:
     """A Vega line chart: bits/s between the top client and server Pods, per minute.
 
     Per bucket: (octetDeltaCount + reverseOctetDeltaCount) * 8 / 60. The buckets are fixed at a
@@ -473,7 +476,7 @@ def pair_throughput() -> dict:
     }
 
 
-def _flow_types(*names: str) -> dict:
+def _flow_types(*names: str) -> JsonObject:
     return {"terms": {kw("flowTypeStr"): list(names)}}
 
 
@@ -483,7 +486,7 @@ SERVER = Endpoint("server Pod", "destinationPodName", "destinationPodNamespace",
 
 # --------------------------------------------------------------------------- saved search
 
-def saved_search(title: str, columns: Sequence[str], *, query: str = "") -> dict:
+def saved_search(title: str, columns: Sequence[str], *, query: str = "") -> JsonObject:
     full = TITLE_PREFIX + title
     return _saved_object("search", full, {
         "title": full, "description": "", "columns": list(columns), "sort": [[TIME_FIELD, "desc"]],
@@ -496,7 +499,7 @@ def saved_search(title: str, columns: Sequence[str], *, query: str = "") -> dict
 
 @dataclass(frozen=True)
 class Panel:
-    obj: dict  # a visualization or saved search
+    obj: JsonObject  # a visualization or saved search
     x: int
     y: int
     w: int
@@ -511,13 +514,13 @@ class Dashboard:
     #: options-list controls: (field, label)
     controls: Sequence[tuple[str, str]] = ()
     #: dashboard filters (the pills under the query bar), Kibana filter objects without meta.index
-    filters: Sequence[dict] = ()
+    filters: Sequence[JsonObject] = ()
 
     @property
     def id(self) -> str:
         return object_id("dashboard", TITLE_PREFIX + self.title)
 
-    def saved_object(self) -> dict:
+    def saved_object(self) -> JsonObject:
         panels, refs = [], []
         for n, p in enumerate(self.panels):
             index = str(n + 1)
@@ -555,7 +558,7 @@ class Dashboard:
         return obj
 
 
-def infrastructure_filter() -> dict:
+def infrastructure_filter() -> JsonObject:
     """A dashboard filter pill hiding flows from or to the infrastructure namespaces. A filter,
     not part of a query, so that a user can disable or delete it from the filter bar."""
     namespaces = list(INFRASTRUCTURE_NAMESPACES)
@@ -571,7 +574,7 @@ _NAMES = ("Home", "Overview", "Flows", "Flow Records", "Pod-to-Service", "Pod-to
           "Node Throughput", "Network Policy")
 
 
-def navigation() -> dict:
+def navigation() -> JsonObject:
     """The panel at the top of every dashboard: links to all of them (as Antrea's had)."""
     links = " · ".join(f"[{n}](#/view/{object_id('dashboard', TITLE_PREFIX + n)})" for n in _NAMES)
     return markdown("Navigation", f"**Antrea flows** · {links}")
@@ -584,7 +587,7 @@ _BYTES_IN = Metric("sum", ipfix("reverseOctetDeltaCount"), "Bytes server → cli
 _CONNECTIONS = Metric("cardinality", kw("flowKey"), "Connections")
 
 
-def _home(nav: dict, denied_table: dict) -> Dashboard:
+def _home(nav: JsonObject, denied_table: JsonObject) -> Dashboard:
     numbers = [
         metric("Pods", [Metric("cardinality", kw("sourcePodName"), "Pods sending")], query=nonempty("sourcePodName")),
         metric("Services", [Metric("cardinality", kw("destinationServiceName"), "Services used")]),
@@ -611,8 +614,8 @@ def _home(nav: dict, denied_table: dict) -> Dashboard:
                      controls=_SRC_CONTROLS[:1] + _DST_CONTROLS[:1], filters=[infrastructure_filter()])
 
 
-def _overview(nav: dict) -> Dashboard:
-    def by(side: str, what: str, field_name: str, metric_: Metric, label: str) -> dict:
+def _overview(nav: JsonObject) -> Dashboard:
+    def by(side: str, what: str, field_name: str, metric_: Metric, label: str) -> JsonObject:
         return pie(f"{what} by {side}", metric_, kw(field_name), label,
                    query=nonempty(field_name))
     sent_bytes = Metric("sum", ipfix("octetDeltaCount"), "Bytes sent by client")
@@ -641,7 +644,7 @@ def _overview(nav: dict) -> Dashboard:
                      "side, and connection counts.", panels, controls=_SRC_CONTROLS + _DST_CONTROLS)
 
 
-def _flows(nav: dict) -> Dashboard:
+def _flows(nav: JsonObject) -> Dashboard:
     panels = [
         Panel(nav, 0, 0, 48, 3),
         Panel(vega("Pod-to-Pod bytes", sankey(POD, SERVER, _flow_types("Intra-Node", "Inter-Node"))),
@@ -653,7 +656,7 @@ def _flows(nav: dict) -> Dashboard:
                      controls=_SRC_CONTROLS + _DST_CONTROLS + ((kw("flowTypeStr"), "Flow type"),))
 
 
-def _flow_records(nav: dict) -> Dashboard:
+def _flow_records(nav: JsonObject) -> Dashboard:
     columns = [ipfix(n) for n in ("sourcePodName", "sourceIP", "destinationPodName", "destinationIP",
                                      "destinationServicePortName", "protocolIdentifierStr", "flowTypeStr",
                                      "octetDeltaCount", "reverseOctetDeltaCount", "throughput")]
@@ -667,7 +670,7 @@ def _flow_records(nav: dict) -> Dashboard:
                      controls=_SRC_CONTROLS + _DST_CONTROLS + ((kw("flowTypeStr"), "Flow type"),))
 
 
-def _pod_to_service(nav: dict) -> Dashboard:
+def _pod_to_service(nav: JsonObject) -> Dashboard:
     service = Endpoint("Service", "destinationServicePortName")
     has_service = {"wildcard": {kw("destinationServicePortName"): "?*"}}
     panels = [
@@ -681,17 +684,18 @@ def _pod_to_service(nav: dict) -> Dashboard:
                                                              split=kw("destinationServicePortName"),
                                                              query=nonempty("destinationServicePortName"))]),
               24, 23, 24, 15),
-        Panel(table("Traffic by Service", [_BYTES_OUT, _BYTES_IN, Metric("cardinality", kw("flowKeyPodToService"), "Connections"),
-                                 Metric("cardinality", kw("sourceIP"), "Clients")],
+        Panel(table("Traffic by Service", [_BYTES_OUT, _BYTES_IN,
+                                           Metric("cardinality", kw("flowKeyPodToService"), "Connections"),
+                                           Metric("cardinality", kw("sourceIP"), "Clients")],
                     [(kw("destinationServicePortName"), "Service port")], query=nonempty("destinationServicePortName")),
               0, 38, 48, 12),
     ]
     return Dashboard("Pod-to-Service", "Traffic from Pods to Services (ClusterIP and named ports).", panels,
-                     controls=_SRC_CONTROLS + ((kw("destinationServiceName"), "Service"),
-                                               (kw("destinationServicePortName"), "Service port")))
+                     controls=(*_SRC_CONTROLS, (kw("destinationServiceName"), "Service"),
+                               (kw("destinationServicePortName"), "Service port")))
 
 
-def _pod_to_external(nav: dict) -> Dashboard:
+def _pod_to_external(nav: JsonObject) -> Dashboard:
     inside = Endpoint("Pod", "sourcePodName", "sourcePodNamespace", "sourceIP")
     outside = Endpoint("peer", "destinationPodName", "destinationPodNamespace", "destinationIP")
     to_external = f'{kw("flowTypeStr")}:"To External"'
@@ -712,11 +716,10 @@ def _pod_to_external(nav: dict) -> Dashboard:
               0, 36, 48, 12),
     ]
     return Dashboard("Pod-to-External", "Traffic between Pods and addresses outside the cluster, both ways.", panels,
-                     controls=_SRC_CONTROLS + ((kw("destinationIP"), "Peer address"),
-                                               (kw("egressName"), "Egress")))
+                     controls=(*_SRC_CONTROLS, (kw("destinationIP"), "Peer address"), (kw("egressName"), "Egress")))
 
 
-def _node_throughput(nav: dict) -> Dashboard:
+def _node_throughput(nav: JsonObject) -> Dashboard:
     src = Endpoint("source Node", "sourceNodeName")
     dst = Endpoint("destination Node", "destinationNodeName")
     panels = [
@@ -738,7 +741,7 @@ def _node_throughput(nav: dict) -> Dashboard:
                      controls=((kw("sourceNodeName"), "Source Node"), (kw("destinationNodeName"), "Destination Node")))
 
 
-def _network_policy(nav: dict, denied_table: dict) -> Dashboard:
+def _network_policy(nav: JsonObject, denied_table: JsonObject) -> Dashboard:
     egress = Endpoint("egress policy", "egressNetworkPolicyName", "egressNetworkPolicyNamespace")
     ingress = Endpoint("ingress policy", "ingressNetworkPolicyName", "ingressNetworkPolicyNamespace")
     with_policy = {"bool": {"should": [
@@ -766,7 +769,7 @@ def _network_policy(nav: dict, denied_table: dict) -> Dashboard:
                                (kw("egressNetworkPolicyRuleActionStr"), "Egress action")))
 
 
-def _denied_table() -> dict:
+def _denied_table() -> JsonObject:
     return table("Denied connections by policy", [Metric("cardinality", kw("flowKey"), "Attempts"),
                                         Metric("count", label="Records")],
                  [(kw("sourcePodName"), "Client Pod"), (kw("destinationPodName"), "Server Pod"),
@@ -786,7 +789,7 @@ def dashboards() -> list[Dashboard]:
 
 
 
-def build() -> list[dict]:
+def build() -> list[JsonObject]:
     """Every saved object: the data view, then each dashboard's panels (each once) and itself."""
     objects, seen = [data_view()], {DATA_VIEW_ID: data_view()}
     for board in dashboards():
@@ -800,7 +803,7 @@ def build() -> list[dict]:
     return objects
 
 
-def render(objects: Iterable[dict] | None = None) -> str:
+def render(objects: Iterable[JsonObject] | None = None) -> str:
     """The ndjson text: one saved object per line, keys sorted."""
     return "".join(_json(o) + "\n" for o in (build() if objects is None else objects))
 

@@ -45,7 +45,6 @@ from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Any
 
-from ..record import Record
 from ..registry import ANTREA_ENTERPRISE, ANTREA_LEGACY_ENTERPRISE
 from ..template import Template
 from ..units import number

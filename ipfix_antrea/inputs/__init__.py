@@ -1,31 +1,40 @@
-# Inputs: where IPFIX bytes come from. One parser for input specs, one registry of schemes.
-#
-# An input spec is URL-ish: `SCHEME:PATH` for things read from the file system (`file:capture.ipfix`,
-# `file:-` for standard input, later `pcap:PATH`) and `SCHEME://HOST:PORT[?k=v&...]` for network
-# listeners (later `udp://0.0.0.0:4739`, `tcp://`, `tls://...?cert=...`). `parse_input_spec` is the
-# only place that splits these strings; a factory receives the parsed `InputSpec`.
-#
-# An input drives one `Session` per transport session (a file is one) and yields `Batch`es: the
-# records decoded from one read, the exporter they came from (when known), the session's events
-# since the previous batch, and an operator-readable error when the input had to stop (a file) or
-# drop a transport session (a network input). Batches are the unit a collector queues and fans
-# out; nothing in an input knows about documents or sinks.
-#
-# Two kinds of input. A *finite* input (`Input`: file, pcap) is an iterator the collector runs in a
-# thread until it ends. A *listener* (`Listener`: udp, tcp, tls) runs on the collector's asyncio
-# event loop until it is stopped; it hands its batches to an `Intake` that the collector provides:
-# `put` waits for room in the delivery queue (stream transports: waiting stops reading, which is
-# TCP backpressure), `offer` does not (UDP: a refused batch is dropped and counted), and `report`
-# counts a problem with one exporter and logs it once per kind.
-#
-# Inputs are plugins, as sinks are: a scheme registers its factory and, when it has settings of
-# its own, an ``add_arguments(parser)`` hook adding its flags (prefixed with its scheme:
-# ``--udp-rcvbuf``, ``--tls-cert``; ``--state-dir`` of udp and ``--progress`` of file and pcap
-# are not, the first because deployments already set IPFIX_COLLECT_STATE_DIR). Its factory reads them from the parsed command line into a
-# typed settings object (``UdpSettings.from_namespace``), or takes the defaults for a library
-# caller. What every input's sessions share -- the template lifetime for UDP and captures, the
-# cap on template size -- is this package's own `SessionSettings`. The command line knows none of
-# them by name: `add_arguments` adds them all.
+"""Inputs: where IPFIX bytes come from. One parser for input specs, one registry of schemes.
+
+An input spec is URL-ish: `SCHEME:PATH` for things read from the file system (`file:capture.ipfix`,
+`file:-` for standard input, later `pcap:PATH`) and `SCHEME://HOST:PORT[?k=v&...]` for network
+listeners (later `udp://0.0.0.0:4739`, `tcp://`, `tls://...?cert=...`). `parse_input_spec` is the
+only place that splits these strings; a factory receives the parsed `InputSpec`.
+
+An input drives one `Session` per transport session (a file is one) and yields `Batch`es: the
+records decoded from one read, the exporter they came from (when known), the session's events
+since the previous batch, and an operator-readable error when the input had to stop (a file) or
+drop a transport session (a network input). Batches are the unit a collector queues and fans
+out; nothing in an input knows about documents or sinks.
+
+Two kinds of input. A *finite* input (`Input`: file, pcap) is an iterator the collector runs in a
+thread until it ends. A *listener* (`Listener`: udp, tcp, tls) runs on the collector's asyncio
+event loop until it is stopped; it hands its batches to an `Intake` that the collector provides:
+`put` waits for room in the delivery queue (stream transports: waiting stops reading, which is
+TCP backpressure), `offer` does not (UDP: a refused batch is dropped and counted), and `report`
+counts a problem with one exporter and logs it once per kind.
+
+With `--workers N` a listener's sockets are bound by the supervisor (`Listener.bind`), and each
+worker process serves its own (`Listener.adopt`): UDP binds one socket per worker with
+SO_REUSEPORT, and the kernel keeps each exporter (address and port) on one of them, so its
+templates stay where its data goes; TCP and TLS share one listening socket from which the
+workers take turns accepting, and a connection stays with the worker that accepted it. Files and
+captures are read by one process only.
+
+Inputs are plugins, as sinks are: a scheme registers its factory and, when it has settings of
+its own, an ``add_arguments(parser)`` hook adding its flags (prefixed with its scheme:
+``--udp-rcvbuf``, ``--tls-cert``; ``--state-dir`` of udp and ``--progress`` of file and pcap are
+not, the first because deployments already set IPFIX_COLLECT_STATE_DIR). Its factory reads them
+from the parsed command line into a typed settings object (``UdpSettings.from_namespace``), or
+takes the defaults for a library caller. What every input's sessions share -- the template
+lifetime for UDP and captures, the cap on template size -- is this package's own
+`SessionSettings`. The command line knows none of them by name: `add_arguments` adds them all.
+"""
+
 from __future__ import annotations
 
 import argparse
@@ -37,7 +46,11 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 from ..units import number
 
 if TYPE_CHECKING:
+    import socket
+
     from ipfix_antrea import Event, Record, Registry, Session, SessionStats
+
+    from ..workers import WorkerInfo
 
 __all__ = [
     "Batch",
@@ -120,10 +133,25 @@ class Intake(Protocol):
 
 @runtime_checkable
 class Listener(Protocol):
-    """A network input: binds in `start`, feeds an `Intake` until `stop`."""
+    """A network input: binds in `start` (or is given a socket bound elsewhere, `adopt`), feeds
+    an `Intake` until `stop`."""
 
     name: str
     address: str  # what it is bound to, as a spec (``udp://127.0.0.1:4739``), after `start`
+
+    def bind(self, count: int = 1) -> list[socket.socket]:
+        """A socket for each of ``count`` worker processes, bound to the input's address (and
+        listening, for streams): one each, bound with SO_REUSEPORT, when the kernel must keep
+        each exporter on one socket (datagrams), or the same one for all, when the workers
+        can take turns accepting (streams). With port 0 they all get one free port. Sets
+        `address`. Raises InputError when it cannot listen. `start` binds one itself; a
+        supervisor binds for every worker and hands each its socket (`adopt`)."""
+        ...
+
+    def adopt(self, sock: socket.socket, worker: WorkerInfo) -> None:
+        """Makes `start` use ``sock``, one of the sockets `bind` made (in the supervisor), instead
+        of binding: the listener serves its share of the exporters as ``worker``."""
+        ...
 
     async def start(self, intake: Intake) -> None: ...
 

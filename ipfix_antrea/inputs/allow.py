@@ -1,8 +1,10 @@
-# The exporter allow-list (`--allow CIDR`, repeatable), shared by every network input.
-#
-# An empty list allows everyone (the default, as in every collector we know). Addresses are
-# compared as networks, so `--allow 10.0.0.0/8 --allow fd00::/8` works for both families, and an
-# IPv4 exporter that reaches a dual-stack socket as `::ffff:10.1.2.3` is checked as 10.1.2.3.
+"""The exporter allow-list (`--allow CIDR`, repeatable), shared by every network input.
+
+An empty list allows everyone (the default, as in every collector we know). Addresses are
+compared as networks, so `--allow 10.0.0.0/8 --allow fd00::/8` works for both families, and an
+IPv4 exporter that reaches a dual-stack socket as `::ffff:10.1.2.3` is checked as 10.1.2.3.
+"""
+
 from __future__ import annotations
 
 import ipaddress

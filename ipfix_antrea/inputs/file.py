@@ -1,14 +1,16 @@
-# `file:PATH` and `file:-`: a file (or standard input) of concatenated IPFIX messages.
-#
-# An RFC 5655 IPFIX file is exactly that: messages back to back, with no file header. We read it
-# in fixed-size chunks and stream them through one `Session.feed`, which frames messages across
-# chunk boundaries itself, so memory stays bounded by the chunk size plus one message (at most
-# 65535 bytes, RFC 7011 §3.1) however large the file is.
-#
-# A message that cannot be framed (a bad version, a length that runs past the data) means every
-# later byte is unaligned: the file stops there. The records of the complete messages before it
-# are still yielded, on a last batch that carries the error text. A message cut short by the end
-# of the file is reported the same way.
+"""`file:PATH` and `file:-`: a file (or standard input) of concatenated IPFIX messages.
+
+An RFC 5655 IPFIX file is exactly that: messages back to back, with no file header. We read it
+in fixed-size chunks and stream them through one `Session.feed`, which frames messages across
+chunk boundaries itself, so memory stays bounded by the chunk size plus one message (at most
+65535 bytes, RFC 7011 §3.1) however large the file is.
+
+A message that cannot be framed (a bad version, a length that runs past the data) means every
+later byte is unaligned: the file stops there. The records of the complete messages before it
+are still yielded, on a last batch that carries the error text. A message cut short by the end
+of the file is reported the same way.
+"""
+
 from __future__ import annotations
 
 import argparse
@@ -127,7 +129,7 @@ def open_binary(name: str, path: str, stream: BinaryIO | None = None) -> tuple[B
     if path == "-":
         return sys.stdin.buffer, False
     try:
-        return open(path, "rb"), True  # noqa: SIM115 - the caller closes it
+        return open(path, "rb"), True  # the caller closes it
     except OSError as exc:
         raise InputError(f"{name}: cannot open: {exc.strerror or exc}") from exc
 

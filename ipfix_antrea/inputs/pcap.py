@@ -1,32 +1,34 @@
-# `pcap:PATH[?port=N,...]`: replay the IPFIX of a packet capture, each flow its own session.
-#
-# A capture (classic pcap in either byte order, micro- or nanosecond; or pcapng) is read packet by
-# packet with dpkt's readers, so memory does not grow with the file. dpkt hands over link-layer
-# frames; the link, IP, UDP and TCP headers are parsed here with `struct`, because replaying needs
-# exact lengths that dpkt's lenient decoders hide: a packet cut by the snapshot length must not be
-# decoded as a whole datagram, and TCP reassembly needs the sequence space as it was sent.
-#
-# Which traffic is IPFIX. With `?port=N[,M...]`, every UDP datagram and TCP connection *to* one of
-# those ports (what tshark calls "decode as"). Without, a UDP flow is taken when a datagram starts
-# with a plausible IPFIX message (version 10, a length that fits, a first set header that fits),
-# and a TCP connection when its first payload octets do; the rest is counted, not decoded.
-#
-# One `Session` per flow, as RFC 7011 scopes templates to the transport session:
-# - UDP, keyed by (exporter address, port, collector address, port): each datagram goes through
-#   `decode_datagram` with the packet's capture time as `now`, so template expiry runs on the
-#   capture's clock. A malformed datagram is reported on its batch and the flow goes on.
-# - TCP, keyed the same way, one direction of one connection: segments are put back in sequence
-#   order (retransmissions and overlaps trimmed, out-of-order segments held up to a bound) and the
-#   in-order bytes fed to `Session.feed`. A SYN sets the initial sequence number; a capture that
-#   starts mid-connection starts the stream at the first segment that begins with a plausible
-#   message header. A framing error closes that stream (reported on a batch naming the flow), as
-#   does a gap the capture never fills; other flows go on. FIN or RST ends the session, and a
-#   message cut short by it is reported.
-# IPv4 and IPv6 fragments of UDP and TCP are reassembled (exporters do send UDP messages larger
-# than the path MTU), bounded in number and in capture time.
-#
-# A capture file that is cut short or corrupt stops the replay there: the flows are finished and
-# a last batch carries the error; every record decoded before is still yielded.
+"""`pcap:PATH[?port=N,...]`: replay the IPFIX of a packet capture, each flow its own session.
+
+A capture (classic pcap in either byte order, micro- or nanosecond; or pcapng) is read packet by
+packet with dpkt's readers, so memory does not grow with the file. dpkt hands over link-layer
+frames; the link, IP, UDP and TCP headers are parsed here with `struct`, because replaying needs
+exact lengths that dpkt's lenient decoders hide: a packet cut by the snapshot length must not be
+decoded as a whole datagram, and TCP reassembly needs the sequence space as it was sent.
+
+Which traffic is IPFIX. With `?port=N[,M...]`, every UDP datagram and TCP connection *to* one of
+those ports (what tshark calls "decode as"). Without, a UDP flow is taken when a datagram starts
+with a plausible IPFIX message (version 10, a length that fits, a first set header that fits),
+and a TCP connection when its first payload octets do; the rest is counted, not decoded.
+
+One `Session` per flow, as RFC 7011 scopes templates to the transport session:
+- UDP, keyed by (exporter address, port, collector address, port): each datagram goes through
+  `decode_datagram` with the packet's capture time as `now`, so template expiry runs on the
+  capture's clock. A malformed datagram is reported on its batch and the flow goes on.
+- TCP, keyed the same way, one direction of one connection: segments are put back in sequence
+  order (retransmissions and overlaps trimmed, out-of-order segments held up to a bound) and the
+  in-order bytes fed to `Session.feed`. A SYN sets the initial sequence number; a capture that
+  starts mid-connection starts the stream at the first segment that begins with a plausible
+  message header. A framing error closes that stream (reported on a batch naming the flow), as
+  does a gap the capture never fills; other flows go on. FIN or RST ends the session, and a
+  message cut short by it is reported.
+IPv4 and IPv6 fragments of UDP and TCP are reassembled (exporters do send UDP messages larger
+than the path MTU), bounded in number and in capture time.
+
+A capture file that is cut short or corrupt stops the replay there: the flows are finished and
+a last batch carries the error; every record decoded before is still yielded.
+"""
+
 from __future__ import annotations
 
 import ipaddress
@@ -86,6 +88,8 @@ _IPV6_FRAGMENT = 44
 _FIN, _SYN, _RST = 0x01, 0x02, 0x04
 _SEQ = 1 << 32
 _HALF = 1 << 31
+# IP version, source, destination, identification (IPv4: 16 bits; IPv6: the 4 octets), protocol
+_FragmentKey = tuple[int, bytes, bytes, int | bytes, int]
 
 _U16 = struct.Struct(">H")
 _UDP_HEADER = struct.Struct(">HHH")
@@ -471,7 +475,8 @@ class _Replay:
         if error is None and (flags & _RST or stream.fin_seq == stream.next_seq):
             error = self._close(stream)
         if stream.session is None:  # nothing decoded: not IPFIX, or no payload yet
-            if stream.done or stream.ipfix is False and flags & (_FIN | _RST):
+            # _segment may have found it is not IPFIX (mypy keeps the narrowing of the check above)
+            if stream.done or (stream.ipfix is False and flags & (_FIN | _RST)):  # type: ignore[comparison-overlap]
                 del self.tcp[key]
             return
         events = stream.session.take_events()
@@ -614,9 +619,9 @@ class _Reassembly:
     def __init__(self, counters: dict[str, int]) -> None:
         self.counters = counters
         # key -> (capture time of the first fragment, pieces (offset, octets), total length)
-        self._pending: dict[tuple, tuple[float, list[tuple[int, bytes]], list[int | None]]] = {}
+        self._pending: dict[_FragmentKey, tuple[float, list[tuple[int, bytes]], list[int | None]]] = {}
 
-    def add(self, key: tuple, ts: float, offset: int, more: bool, data: bytes) -> bytes | None:
+    def add(self, key: _FragmentKey, ts: float, offset: int, more: bool, data: bytes) -> bytes | None:
         """Adds one fragment; returns the datagram's payload when this completed it."""
         counters = self.counters
         counters["fragments"] += 1
@@ -658,7 +663,7 @@ class _Reassembly:
                 return
             self._drop(key)
 
-    def _drop(self, key: tuple) -> None:
+    def _drop(self, key: _FragmentKey) -> None:
         self.counters["fragments_dropped"] += len(self._pending.pop(key)[1])
 
     def finish(self) -> None:
@@ -685,7 +690,7 @@ def _looks_like_ipfix(payload: bytes, *, whole: bool) -> bool:
         return False
     if length >= 20 and len(payload) >= 20:
         set_id, set_length = _IPFIX_START.unpack_from(payload, 16)
-        return (set_id in (2, 3) or set_id >= 256) and 4 <= set_length <= length - 16
+        return bool((set_id in (2, 3) or set_id >= 256) and 4 <= set_length <= length - 16)
     return True
 
 

@@ -1,17 +1,19 @@
-# Progress of file and capture inputs on a terminal: bytes read of the total, records, the rates
-# and the time left, on one line of stderr that redraws itself (tqdm).
-#
-# A conversion of a large capture can take minutes; without a sign of life a user cannot tell a
-# slow run from a hung one. So `--progress auto` (the default) shows a line per input while it is
-# read, when stderr is a terminal, unless `-q` (or a log level above info) asks for silence or
-# the documents themselves go to that terminal (a `stdout` sink on a terminal would be garbled by
-# it). Piped or redirected stderr, as in services and CI, never gets one. `--progress on|off`
-# decides regardless.
-#
-# tqdm is imported only when a line is shown; it is in the `[collector]` extra. The inputs call
-# `advance` per chunk or per batch; it redraws at most five times a second, so its cost is a clock
-# read. While a line is up, the collector's log lines go through tqdm, which clears the line,
-# writes the message and draws the line again below it.
+"""Progress of file and capture inputs on a terminal: bytes read of the total, records, the rates
+and the time left, on one line of stderr that redraws itself (tqdm).
+
+A conversion of a large capture can take minutes; without a sign of life a user cannot tell a
+slow run from a hung one. So `--progress auto` (the default) shows a line per input while it is
+read, when stderr is a terminal, unless `-q` (or a log level above info) asks for silence or
+the documents themselves go to that terminal (a `stdout` sink on a terminal would be garbled by
+it). Piped or redirected stderr, as in services and CI, never gets one. `--progress on|off`
+decides regardless.
+
+tqdm is imported only when a line is shown; it is in the `[collector]` extra. The inputs call
+`advance` per chunk or per batch; it redraws at most five times a second, so its cost is a clock
+read. While a line is up, the collector's log lines go through tqdm, which clears the line,
+writes the message and draws the line again below it.
+"""
+
 from __future__ import annotations
 
 import argparse
@@ -66,7 +68,7 @@ def _installed(module: str) -> bool:
 
 def _isatty(stream: object) -> bool:
     try:
-        return stream.isatty()  # type: ignore[attr-defined]
+        return bool(stream.isatty())  # type: ignore[attr-defined]
     except (AttributeError, ValueError, OSError):
         return False
 
@@ -80,7 +82,7 @@ def add_progress_arguments(parser: argparse.ArgumentParser) -> None:
                    "or documents go to that terminal")
 
 
-def progress_line(enabled: bool, name: str, stream: BinaryIO) -> contextlib.AbstractContextManager:
+def progress_line(enabled: bool, name: str, stream: BinaryIO) -> contextlib.AbstractContextManager[Progress | None]:
     """``with progress_line(...) as progress:`` a `Progress` for reading ``stream``, or None
     when ``enabled`` is false."""
     return Progress(name, stream_size(stream)) if enabled else contextlib.nullcontext()
@@ -95,7 +97,7 @@ def stream_size(stream: BinaryIO) -> int | None:
     return info.st_size if info.st_mode & 0o170000 == 0o100000 else None
 
 
-class Progress(contextlib.AbstractContextManager):
+class Progress(contextlib.AbstractContextManager["Progress"]):
     """The progress line of one input while it is read: ``with Progress(name, total) as p:``
     then ``p.advance(position, records)``; the line stays, complete, when the block ends."""
 

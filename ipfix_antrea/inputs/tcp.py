@@ -1,23 +1,32 @@
-# `tcp://HOST:PORT` and `tls://HOST:PORT`: IPFIX over a byte stream (RFC 7011 §10.4, §11).
-#
-# Every connection is a transport session with its own `Session`: its templates live exactly as
-# long as the connection (TCP templates never expire, RFC 7011 §8.1). Messages are framed by the
-# length in their header, across reads, by `Session.feed`.
-#
-# Backpressure is the stream's own: a connection hands each read's records to `Intake.put`, which
-# waits while the delivery queue is full; while it waits it does not read, the kernel's receive
-# buffer fills and TCP's window closes on the exporter. Nothing accepted is dropped.
-#
-# A stream that cannot be framed (a header that is not IPFIX) cannot be resynchronised: every
-# later byte is unaligned. The records before the bad message are delivered, the problem is
-# reported, and the connection is closed (RFC 7011 §10.4.1.2 lets the collector reset it); the
-# exporter reconnects and resends its templates. Other connections are not disturbed.
-#
-# TLS (`tls://`) is TCP with a handshake first: certificate and key from `--tls-cert`/`--tls-key`,
-# TLS 1.2 at least (RFC 7011 §11.1 asks for 1.2-era TLS), and with `--tls-client-ca` exporters
-# must present a certificate signed by that CA (mutual TLS, as the Flow Aggregator can do). The
-# allow-list is checked before the handshake, so refused exporters cost nothing; a failed or slow
-# handshake (`handshake_timeout`) is counted and logged once per exporter.
+"""`tcp://HOST:PORT` and `tls://HOST:PORT`: IPFIX over a byte stream (RFC 7011 §10.4, §11).
+
+Every connection is a transport session with its own `Session`: its templates live exactly as
+long as the connection (TCP templates never expire, RFC 7011 §8.1). Messages are framed by the
+length in their header, across reads, by `Session.feed`.
+
+Backpressure is the stream's own: a connection hands each read's records to `Intake.put`, which
+waits while the delivery queue is full; while it waits it does not read, the kernel's receive
+buffer fills and TCP's window closes on the exporter. Nothing accepted is dropped.
+
+A stream that cannot be framed (a header that is not IPFIX) cannot be resynchronised: every
+later byte is unaligned. The records before the bad message are delivered, the problem is
+reported, and the connection is closed (RFC 7011 §10.4.1.2 lets the collector reset it); the
+exporter reconnects and resends its templates. Other connections are not disturbed.
+
+Worker processes (`--workers N`) share one listening socket and take turns accepting from it: a
+worker accepts one connection per turn of its event loop, and then leaves the next ones to the
+others for `ACCEPT_TURN` (50 ms). So a busy worker, slow to come back to its loop, takes fewer
+new exporters, and a handful of exporters that connect at once are shared out evenly (the
+kernel's SO_REUSEPORT hashing gives 4 connections to 2 workers as 4-0 or 3-1 more often than
+not). A connection's records stay with the worker that accepted it.
+
+TLS (`tls://`) is TCP with a handshake first: certificate and key from `--tls-cert`/`--tls-key`,
+TLS 1.2 at least (RFC 7011 §11.1 asks for 1.2-era TLS), and with `--tls-client-ca` exporters
+must present a certificate signed by that CA (mutual TLS, as the Flow Aggregator can do). The
+allow-list is checked before the handshake, so refused exporters cost nothing; a failed or slow
+handshake (`handshake_timeout`) is counted and logged once per exporter.
+"""
+
 from __future__ import annotations
 
 import argparse
@@ -28,16 +37,21 @@ import socket
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, cast
 
 from ipfix_antrea import DecodeError, Registry, Session, SessionStats
 
+from ..workers import WorkerInfo
 from . import Batch, InputError, InputSpec, Intake, SessionSettings, session_factory
-from .options import format_address, resolve_bind
+from .options import bind_sockets, format_address, socket_address
 
 __all__ = ["TcpListener", "TlsSettings", "add_tls_arguments", "open_tcp", "open_tls", "tls_server_context",
            "READ_SIZE"]
 
 READ_SIZE = 1 << 16
+BACKLOG = 100  # connections the kernel completes and holds until we accept them (asyncio's default)
+ACCEPT_TURN = 0.05  # with other workers, seconds to leave them the next connection after accepting one
+ACCEPT_RETRY = 1.0  # seconds before accepting again when the process is out of file descriptors
 HANDSHAKE_TIMEOUT = 10.0
 STOP_TIMEOUT = 10.0  # how long `stop` waits for connections to hand over their last records
 _log = logging.getLogger("ipfix_antrea.inputs.tcp")
@@ -57,31 +71,77 @@ class TcpListener:
         self._tls = tls
         self.handshake_timeout = handshake_timeout
         self._intake: Intake | None = None
-        self._server: asyncio.base_events.Server | None = None
+        self._listening: socket.socket | None = None  # accepted from, after `start`
+        self._resume: asyncio.TimerHandle | None = None  # accepting again after a pause
+        self._turn = 0.0  # seconds to leave connections to the other workers after accepting one
         self._sessions: dict[str, Session] = {}
         self._writers: set[asyncio.StreamWriter] = set()
-        self._tasks: set[asyncio.Task] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._socket: socket.socket | None = None  # given by `adopt`; else `start` binds one
+
+    def bind(self, count: int = 1) -> list[socket.socket]:
+        """One listening socket, for every worker (``count`` times): they take turns accepting
+        from it (see the module comment). Listening at once: connections that come before a
+        worker accepts wait in the kernel's backlog."""
+        (sock,) = bind_sockets(self._spec, self._host, self._port, socket.SOCK_STREAM, 1, reuse_port=False,
+                               prepare=_reuse_address)
+        sock.listen(BACKLOG)
+        self.address = socket_address(self.scheme, sock)
+        return [sock] * count
+
+    def adopt(self, sock: socket.socket, worker: WorkerInfo) -> None:
+        """Accepts from ``sock``, the listening socket every worker shares; with other workers,
+        leaves the next connection to them for `ACCEPT_TURN` seconds after each it accepts."""
+        self._socket = sock
+        self.address = socket_address(self.scheme, sock)
+        self._turn = ACCEPT_TURN if worker.count > 1 else 0.0
 
     async def start(self, intake: Intake) -> None:
         self._intake = intake
-        family, sockaddr = resolve_bind(self._spec, self._host, self._port, socket.SOCK_STREAM)
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind(sockaddr)
-        except OSError as exc:
-            sock.close()
-            raise InputError(f"{self.name}: cannot listen: {exc.strerror or exc}") from exc
+        sock = self._socket if self._socket is not None else self.bind()[0]
+        sock.setblocking(False)
+        self._listening = sock
+        asyncio.get_running_loop().add_reader(sock, self._acceptable)
+
+    def _acceptable(self) -> None:
+        """A connection waits: accept it (one per turn of the loop, so that the other workers
+        get theirs) and set it up in a task of its own."""
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(lambda: _Accepted(self), sock=sock)
-        bound = sock.getsockname()
-        self.address = f"{self.scheme}://{format_address(bound[0])}:{bound[1]}"
+        assert self._listening is not None and self._intake is not None
+        try:
+            conn, _ = self._listening.accept()
+        except (BlockingIOError, InterruptedError, ConnectionAbortedError):
+            return  # another worker took it, or the exporter gave up
+        except OSError as exc:  # out of file descriptors or memory: the backlog holds them meanwhile
+            self._intake.report(self.name, "cannot accept", f"cannot accept connections: "
+                                f"{exc.strerror or exc}; trying again in {ACCEPT_RETRY:g} s")
+            self._pause(ACCEPT_RETRY)
+            return
+        conn.setblocking(False)
+        task = loop.create_task(loop.connect_accepted_socket(lambda: _Accepted(self), conn))
+        task.add_done_callback(_connected)
+        if self._turn:
+            self._pause(self._turn)
+
+    def _pause(self, seconds: float) -> None:
+        """Stops accepting for ``seconds``."""
+        assert self._listening is not None
+        loop = asyncio.get_running_loop()
+        loop.remove_reader(self._listening)
+        self._resume = loop.call_later(seconds, self._accept_again)
+
+    def _accept_again(self) -> None:
+        assert self._listening is not None
+        asyncio.get_running_loop().add_reader(self._listening, self._acceptable)
 
     async def stop(self) -> None:
         """Stops accepting, closes every connection and waits for each to hand over the
         records of what it had already received."""
-        if self._server is not None:
-            self._server.close()
+        if self._listening is not None:
+            if self._resume is not None:
+                self._resume.cancel()
+            asyncio.get_running_loop().remove_reader(self._listening)
+            self._listening.close()
         for writer in list(self._writers):
             writer.close()
         if self._tasks:
@@ -99,11 +159,13 @@ class TcpListener:
 
     async def _accept(self, transport: asyncio.Transport) -> None:
         task = asyncio.current_task()
+        assert task is not None  # a coroutine run by create_task
         self._tasks.add(task)
-        writer = None
+        writer: asyncio.StreamWriter | None = None
         try:
-            writer, reader, source, ip = await self._open(transport)
-            if writer is not None:
+            opened = await self._open(transport)
+            if opened is not None:
+                writer, reader, source, ip = opened
                 self._writers.add(writer)
                 await self._serve(reader, source, ip)
         finally:
@@ -116,31 +178,36 @@ class TcpListener:
             else:
                 transport.abort()
 
-    async def _open(self, transport: asyncio.Transport) -> tuple:
-        """Checks the exporter, does the TLS handshake, and sets the connection up as a stream;
-        (None, ...) when the connection is refused. The transport is still paused: nothing
-        has been read from it, so no ClientHello can end up in a plain-text buffer."""
+    async def _open(self, transport: asyncio.Transport
+                    ) -> tuple[asyncio.StreamWriter, asyncio.StreamReader, str, str] | None:
+        """Checks the exporter, does the TLS handshake, and sets the connection up as a stream:
+        (writer, reader, source, address); None when the connection is refused. The transport is
+        still paused: nothing has been read from it, so no ClientHello can end up in a plain-text
+        buffer."""
         peer = transport.get_extra_info("peername")
         ip, port = peer[0], peer[1]
         source = f"{self.scheme} {format_address(ip)}:{port}"
         # Problems before a session exists are the exporter's (its address), not the
         # connection's: an exporter retrying every few seconds is logged once, not per port.
         exporter = f"{self.scheme} {format_address(ip)}"
-        if not self._intake.allows(ip):
-            self._intake.report(exporter, "refused", "exporter not in the --allow list; connection closed")
-            return None, None, source, ip
+        intake = self._intake
+        assert intake is not None
+        if not intake.allows(ip):
+            intake.report(exporter, "refused", "exporter not in the --allow list; connection closed")
+            return None
         loop = asyncio.get_running_loop()
         reader = asyncio.StreamReader(limit=READ_SIZE)
         protocol = asyncio.StreamReaderProtocol(reader)
         if self._tls is not None:
             try:
-                transport = await loop.start_tls(transport, protocol, self._tls, server_side=True,
-                                                 ssl_handshake_timeout=self.handshake_timeout)
-            except (ssl.SSLError, OSError, asyncio.TimeoutError, EOFError) as exc:
+                tls = await loop.start_tls(transport, protocol, self._tls, server_side=True,
+                                           ssl_handshake_timeout=self.handshake_timeout)
+            except (TimeoutError, ssl.SSLError, OSError, EOFError) as exc:
                 reason = getattr(exc, "reason", None) or str(exc) or type(exc).__name__
-                self._intake.report(exporter, "tls handshake failed",
-                                    f"TLS handshake failed: {reason}; connection closed")
-                return None, None, source, ip
+                intake.report(exporter, "tls handshake failed", f"TLS handshake failed: {reason}; connection closed")
+                return None
+            assert tls is not None  # the TLS transport (typeshed's hint allows None)
+            transport = tls
         else:
             transport.set_protocol(protocol)
         protocol.connection_made(transport)
@@ -150,6 +217,7 @@ class TcpListener:
 
     async def _serve(self, reader: asyncio.StreamReader, source: str, ip: str) -> None:
         intake = self._intake
+        assert intake is not None
         session = self._new_session()
         self._sessions[source] = session
         intake.session_started(source)
@@ -162,6 +230,7 @@ class TcpListener:
 
     async def _read(self, reader: asyncio.StreamReader, session: Session, source: str, ip: str) -> None:
         intake = self._intake
+        assert intake is not None
         lost = None
         while True:
             try:
@@ -193,6 +262,17 @@ class TcpListener:
             await intake.put(Batch(source, (), ip, events))
 
 
+def _connected(task: asyncio.Task[Any]) -> None:
+    # Setting up the transport of an accepted connection failed (it was reset at once): the
+    # connection is gone, and nothing was received from it.
+    if not task.cancelled():
+        task.exception()
+
+
+def _reuse_address(sock: socket.socket, first: bool) -> None:
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+
+
 class _Accepted(asyncio.Protocol):
     """A new connection: paused at once, then handed to the listener's `_accept` task."""
 
@@ -200,8 +280,9 @@ class _Accepted(asyncio.Protocol):
         self._listener = listener
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        transport.pause_reading()
-        asyncio.get_running_loop().create_task(self._listener._accept(transport))
+        stream = cast(asyncio.Transport, transport)  # a stream server's connections are Transports
+        stream.pause_reading()
+        asyncio.get_running_loop().create_task(self._listener._accept(stream))
 
     def connection_lost(self, exc: Exception | None) -> None:
         pass  # before the stream is set up there is nothing to hand over

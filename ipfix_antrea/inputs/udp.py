@@ -1,36 +1,48 @@
-# `udp://HOST:PORT`: IPFIX over UDP (RFC 7011 §10.3), one message per datagram.
-#
-# Each exporter (address, port) is a transport session with a `Session` of its own, so two
-# exporters that use the same template ids never see each other's templates. UDP templates are
-# soft state: they expire `template_lifetime` seconds after they were last sent (default 1800 s,
-# three times Antrea's 600 s refresh), and an exporter that has been silent that long is
-# forgotten (its counters move into the totals), so memory follows the live exporters.
-#
-# Template scope. RFC 7011 scopes templates to the transport session, which for UDP is the
-# exporter's (address, port): an exporter that restarts on a new source port is a new session and
-# must send its templates again before its data decodes. With `--udp-template-scope address` the
-# session is the exporter's address alone (as nfdump, pmacct and GoFlow2 do), so a restarted
-# exporter's data decodes with the templates it sent before. Sequence numbers stay per transport
-# session: when the source port changes, the count starts over (`Session.reset_sequence_numbers`)
-# rather than reporting the restart as a gap. The cost: exporters behind one address (NAT, two
-# exporting processes on one host) share one template space.
-#
-# Template persistence (`--state-dir`, `state.py`): the templates of every exporter are written to
-# a file on a timer (`state_interval`), soon after a template is added, changed or withdrawn, and
-# at shutdown; at start they are read back and given to each exporter's session when it first
-# sends, so data that arrives before the exporter's next refresh is decoded. A crash loses what
-# changed since the last write, and only until the exporters' next refresh.
-#
-# UDP has no backpressure. A datagram whose records do not fit in the delivery queue is dropped,
-# and its records counted as dropped; the kernel's receive buffer is what absorbs bursts while
-# the collector is busy elsewhere, and it decides the highest rate taken without loss (with the
-# kernel's default of 208 KiB, about a third of what 4 MiB gives; docs/performance.md). So we ask
-# for 4 MiB unless told otherwise (`rcvbuf`, `--udp-rcvbuf`). The kernel caps it at
-# net.core.rmem_max: when an explicit size is capped, we say so at start. `reuseport` sets SO_REUSEPORT so several collectors can
-# share a port (the kernel spreads exporters between them).
-#
-# Options, in the spec (`udp://0.0.0.0:4739?rcvbuf=8M&reuseport=1`) or as flags for every UDP
-# input (`--udp-rcvbuf`, `--udp-reuse-port`); the spec wins.
+"""`udp://HOST:PORT`: IPFIX over UDP (RFC 7011 §10.3), one message per datagram.
+
+Each exporter (address, port) is a transport session with a `Session` of its own, so two
+exporters that use the same template ids never see each other's templates. UDP templates are
+soft state: they expire `template_lifetime` seconds after they were last sent (default 1800 s,
+three times Antrea's 600 s refresh), and an exporter that has been silent that long is
+forgotten (its counters move into the totals), so memory follows the live exporters.
+
+Template scope. RFC 7011 scopes templates to the transport session, which for UDP is the
+exporter's (address, port): an exporter that restarts on a new source port is a new session and
+must send its templates again before its data decodes. With `--udp-template-scope address` the
+session is the exporter's address alone (as nfdump, pmacct and GoFlow2 do), so a restarted
+exporter's data decodes with the templates it sent before. Sequence numbers stay per transport
+session: when the source port changes, the count starts over (`Session.reset_sequence_numbers`)
+rather than reporting the restart as a gap. The cost: exporters behind one address (NAT, two
+exporting processes on one host) share one template space.
+
+Template persistence (`--state-dir`, `state.py`): the templates of every exporter are written to
+a file on a timer (`state_interval`), soon after a template is added, changed or withdrawn, and
+at shutdown; at start they are read back and given to each exporter's session when it first
+sends, so data that arrives before the exporter's next refresh is decoded. A crash loses what
+changed since the last write, and only until the exporters' next refresh. One of several worker
+processes (`adopt`) writes a file of its own and reads every worker's (`state.py`).
+
+Reading: when the socket is readable, up to `READ_BURST` datagrams are read and decoded in one
+turn of the event loop (a turn costs about what decoding a datagram does). While datagrams come
+faster than one per turn, the listener stops waking up for each and reads what came every
+`POLL_INTERVAL` (1 ms; the receive buffer holds far more than that), so that a turn of the loop
+reads several; when a turn finds one or none, it waits for the socket again. Decoded records are
+handed over per exporter when `HAND_OVER_RECORDS` of them or `HAND_OVER_INTERVAL` (10 ms) have
+built up, and whenever the socket has nothing left: a batch through the queue costs about what
+decoding a datagram does, and an exporter sends only a record or two per datagram.
+
+UDP has no backpressure. An exporter's batch whose records do not fit in the delivery queue is
+dropped, and its records counted as dropped; the kernel's receive buffer is what absorbs bursts
+while the collector is busy elsewhere, and it decides the highest rate taken without loss (with
+the kernel's default of 208 KiB, about a third of what 4 MiB gives; docs/performance.md). So we
+ask for 4 MiB unless told otherwise (`rcvbuf`, `--udp-rcvbuf`). The kernel caps it at
+net.core.rmem_max: when an explicit size is capped, we say so at start. `reuseport` sets
+SO_REUSEPORT so several collectors can share a port (the kernel spreads exporters between them).
+
+Options, in the spec (`udp://0.0.0.0:4739?rcvbuf=8M&reuseport=1`) or as flags for every UDP
+input (`--udp-rcvbuf`, `--udp-reuse-port`); the spec wins.
+"""
+
 from __future__ import annotations
 
 import argparse
@@ -40,19 +52,36 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
-from ipfix_antrea import (DecodeError, Registry, SavedTemplate, Session, SessionStats, TemplateAdded,
-                          TemplateRedefined, TemplateWithdrawn)
+from ipfix_antrea import (
+    DecodeError,
+    Event,
+    Record,
+    Registry,
+    SavedTemplate,
+    Session,
+    SessionStats,
+    TemplateAdded,
+    TemplateRedefined,
+    TemplateWithdrawn,
+)
 
 from ..units import parse_size
+from ..workers import WorkerInfo
 from . import DEFAULT_TEMPLATE_LIFETIME, Batch, InputError, InputSpec, Intake, SessionSettings, session_factory
-from .options import bool_option, format_address, resolve_bind, size_option
-from .state import ExporterKey, StateError, TemplateStore, check_state_dir
+from .options import bind_sockets, bool_option, format_address, size_option, socket_address
+from .state import ExporterKey, TemplateStore, check_state_dir
 
 __all__ = ["UdpListener", "UdpSettings", "add_udp_arguments", "open_udp", "TEMPLATE_SCOPES",
            "STATE_INTERVAL"]
 
 DEFAULT_RCVBUF = 4 << 20  # asked for when no size is given; the kernel may give less, quietly
+MAX_DATAGRAM = 65535  # the largest IPFIX message (RFC 7011 3.1)
+READ_BURST = 64  # datagrams read in one turn of the event loop at most, so other inputs get theirs
+POLL_INTERVAL = 0.001  # while datagrams keep coming, read them this often instead of at each one
+HAND_OVER_RECORDS = 128  # decoded records are handed over once this many wait,
+HAND_OVER_INTERVAL = 0.01  # or the first has waited this long (seconds), or no datagram is left
 SWEEP_INTERVAL = 30.0  # how often idle exporters and stale templates are looked for
 TEMPLATE_SCOPES = ("session", "address")  # what a UDP session is: (address, port), or address
 STATE_INTERVAL = 60.0  # seconds between writes of the state file (with --state-dir)
@@ -61,7 +90,7 @@ _TEMPLATE_CHANGES = (TemplateAdded, TemplateRedefined, TemplateWithdrawn)
 _log = logging.getLogger("ipfix_antrea.inputs.udp")
 
 
-class UdpListener(asyncio.DatagramProtocol):
+class UdpListener:
     """Receives datagrams on one socket and decodes them, one `Session` per exporter.
 
     ``template_scope``: ``"session"`` (RFC 7011: an exporter is its address and port) or
@@ -88,11 +117,17 @@ class UdpListener(asyncio.DatagramProtocol):
         self._by_port = template_scope == "session"
         self._exporters: dict[ExporterKey, _Exporter] = {}
         self._intake: Intake | None = None
-        self._transport: asyncio.DatagramTransport | None = None
-        self._tasks: list[asyncio.Task] = []
+        self._reading: socket.socket | None = None  # the socket the event loop reads, after `start`
+        self._decoded: list[_Exporter] = []  # exporters with records or events not handed over yet
+        self._waiting = 0  # records they hold
+        self._waiting_since = 0.0  # monotonic time of the first of them
+        self._polling: asyncio.Handle | None = None  # the next `_poll`, while datagrams keep coming
+        self._tasks: list[asyncio.Task[None]] = []
         self.state_interval = state_interval
+        self._state_dir = state_dir
         self._store = TemplateStore(state_dir, self._host, self._port, template_scope) \
             if state_dir is not None else None
+        self._socket: socket.socket | None = None  # given by `adopt`; else `start` binds one
         # Templates read from the state file, per exporter that has not sent since, with the
         # monotonic time each was last sent.
         self._restored: dict[ExporterKey, list[tuple[SavedTemplate, float]]] = {}
@@ -107,44 +142,51 @@ class UdpListener(asyncio.DatagramProtocol):
             self._store.lock()
             self._load_state()
         try:
-            sock = self._bind()
+            sock = self._socket if self._socket is not None else self.bind()[0]
         except InputError:
             if self._store is not None:
                 self._store.unlock()
             raise
-        self._transport, _ = await loop.create_datagram_endpoint(lambda: self, sock=sock)
+        sock.setblocking(False)
+        self._reading = sock
+        self._buffer = bytearray(MAX_DATAGRAM)
+        loop.add_reader(sock, self._readable)
         self._tasks.append(asyncio.create_task(self._sweep_forever()))
         if self._store is not None:
             self._tasks.append(asyncio.create_task(self._save_forever()))
 
-    def _bind(self) -> socket.socket:
-        family, sockaddr = resolve_bind(self._spec, self._host, self._port, socket.SOCK_DGRAM)
-        sock = socket.socket(family, socket.SOCK_DGRAM)
-        try:
-            if self.reuse_port:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-            asked = self.rcvbuf or DEFAULT_RCVBUF
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, asked)
-            if self.rcvbuf:
-                # Linux reports twice what it grants (bookkeeping overhead, socket(7)).
-                granted = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) // 2
-                if granted < self.rcvbuf:
-                    _log.warning("%s: receive buffer is %d bytes, not the %d asked for "
-                                 "(raise net.core.rmem_max)", self.name, granted, self.rcvbuf)
-            sock.bind(sockaddr)
-        except OSError as exc:
-            sock.close()
-            raise InputError(f"{self.name}: cannot listen: {exc.strerror or exc}") from exc
-        sock.setblocking(False)
-        bound = sock.getsockname()
-        self.address = f"udp://{format_address(bound[0])}:{bound[1]}"
-        return sock
+    def bind(self, count: int = 1) -> list[socket.socket]:
+        socks = bind_sockets(self._spec, self._host, self._port, socket.SOCK_DGRAM, count,
+                             reuse_port=self.reuse_port, prepare=self._set_rcvbuf)
+        self.address = socket_address("udp", socks[0])
+        return socks
+
+    def _set_rcvbuf(self, sock: socket.socket, first: bool) -> None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.rcvbuf or DEFAULT_RCVBUF)
+        if self.rcvbuf and first:
+            # Linux reports twice what it grants (bookkeeping overhead, socket(7)).
+            granted = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) // 2
+            if granted < self.rcvbuf:
+                _log.warning("%s: receive buffer is %d bytes, not the %d asked for "
+                             "(raise net.core.rmem_max)", self.name, granted, self.rcvbuf)
+
+    def adopt(self, sock: socket.socket, worker: WorkerInfo) -> None:
+        """Serves ``sock`` as ``worker``: with --state-dir, keeps a state file of its own and
+        reads every worker's (`TemplateStore`)."""
+        self._socket = sock
+        self.address = socket_address("udp", sock)
+        if self._state_dir is not None:
+            self._store = TemplateStore(self._state_dir, self._host, self._port, self.template_scope, worker)
 
     async def stop(self) -> None:
         for task in self._tasks:
             task.cancel()
-        if self._transport is not None:
-            self._transport.close()
+        if self._reading is not None:
+            if self._polling is not None:
+                self._polling.cancel()
+            asyncio.get_running_loop().remove_reader(self._reading)
+            self._reading.close()
+            self._hand_over()
         if self._store is not None:
             await self._save()  # after the last datagram: what the next start reads
             self._store.unlock()
@@ -159,8 +201,74 @@ class UdpListener(asyncio.DatagramProtocol):
 
     # ---------------------------------------------------------------- receiving
 
-    def datagram_received(self, data: bytes, addr: tuple) -> None:
+    def _readable(self) -> None:
+        """The socket has datagrams: read them; when more than one came since the loop last
+        looked, poll (`_poll`) instead of waking for each."""
+        if self._read_burst() > 1:
+            loop = asyncio.get_running_loop()
+            assert self._reading is not None
+            loop.remove_reader(self._reading)
+            self._polling = loop.call_later(POLL_INTERVAL, self._poll)
+        else:
+            self._hand_over()
+
+    def _poll(self) -> None:
+        """Reads what came since the last turn; when at most one datagram did, waits for the
+        socket again (polling costs a turn of the loop every `POLL_INTERVAL`, datagrams or not)."""
+        loop = asyncio.get_running_loop()
+        read = self._read_burst()
+        if read == READ_BURST:  # more may be waiting: read on at the next turn
+            self._polling = loop.call_soon(self._poll)
+        elif read > 1:
+            self._polling = loop.call_later(POLL_INTERVAL, self._poll)
+        else:  # slow or quiet: nothing is left waiting
+            self._hand_over()
+            self._polling = None
+            assert self._reading is not None
+            loop.add_reader(self._reading, self._readable)
+
+    def _read_burst(self) -> int:
+        """Reads up to `READ_BURST` datagrams and decodes them; hands over what the exporters
+        decoded once `HAND_OVER_RECORDS` records or `HAND_OVER_INTERVAL` seconds are waiting.
+        Returns how many datagrams were read."""
+        assert self._reading is not None
+        receive = self._reading.recvfrom_into
+        buffer = self._buffer
+        view = memoryview(buffer)
+        read = 0
+        while read < READ_BURST:
+            try:
+                size, addr = receive(buffer)
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError as exc:
+                self.error_received(exc)
+                break
+            read += 1
+            self.datagram_received(bytes(view[:size]), addr)
+        if self._waiting >= HAND_OVER_RECORDS or (
+                self._decoded and time.monotonic() - self._waiting_since >= HAND_OVER_INTERVAL):
+            self._hand_over()
+        return read
+
+    def _hand_over(self) -> None:
+        """Offers what each exporter decoded and has not handed over, one batch per exporter:
+        all of it is queued, or all of it dropped (and counted) when the queue has no room."""
         intake = self._intake
+        assert intake is not None  # given by start(), before the socket is read
+        for exporter in self._decoded:
+            records, events = exporter.records, exporter.events
+            exporter.records, exporter.events = [], []
+            if not intake.offer(Batch(exporter.source, records, exporter.host, events)):
+                intake.report(exporter.source, "dropped", "delivery queue full; dropping datagrams "
+                              "(sinks are slower than this exporter)")
+        self._decoded.clear()
+        self._waiting = 0
+
+    def datagram_received(self, data: bytes, addr: tuple[Any, ...]) -> None:
+        """Decodes one datagram; its records and events wait for `_hand_over`."""
+        intake = self._intake
+        assert intake is not None  # given by start(), before the socket is read
         key = (addr[0], addr[1] if self._by_port else None)
         exporter = self._exporters.get(key)
         if exporter is None:
@@ -186,32 +294,41 @@ class UdpListener(asyncio.DatagramProtocol):
             intake.report(source, "malformed message", f"datagram dropped: {err.reason}")
         events = session.take_events()
         if records or events:
-            if not intake.offer(Batch(source, records, key[0], events)):
-                intake.report(source, "dropped", "delivery queue full; dropping datagrams "
-                              "(sinks are slower than this exporter)")
-            if events and self._store is not None and any(isinstance(e, _TEMPLATE_CHANGES) for e in events):
-                self._templates_changed.set()
+            if not exporter.records and not exporter.events:
+                if not self._decoded:
+                    self._waiting_since = now
+                self._decoded.append(exporter)
+            exporter.records += records
+            self._waiting += len(records)
+            if events:
+                exporter.events += events
+                if self._store is not None and any(isinstance(e, _TEMPLATE_CHANGES) for e in events):
+                    self._templates_changed.set()
 
     def error_received(self, exc: Exception) -> None:
         # ICMP errors and the like on an unconnected socket: nothing was lost on our side.
         _log.debug("%s: socket error: %s", self.name, exc)
 
     def _start_session(self, key: ExporterKey, port: int) -> _Exporter:
-        exporter = self._exporters[key] = _Exporter(self._new_session(), _source(key), port)
-        self._intake.session_started(exporter.source)
+        intake = self._intake
+        assert intake is not None
+        exporter = self._exporters[key] = _Exporter(self._new_session(), _source(key), key[0], port)
+        intake.session_started(exporter.source)
         restored = self._restored.pop(key, None)
         if restored:
+            store = self._store
+            assert store is not None  # templates are restored only from a state file
             now = time.monotonic()
             session = exporter.session
             for saved, sent in restored:  # one at a time: a bad record costs only itself
                 try:
                     session.import_templates([_aged(saved, sent, now)], now)
                 except DecodeError as err:
-                    self._intake.report(self.name, "bad saved template", f"{self._store.path}: "
+                    intake.report(self.name, "bad saved template", f"{store.read_from}: "
                                         f"{exporter.source}: a saved template is refused: {err.reason}")
             if session.templates:
                 _log.info("%s: %d templates restored from %s", exporter.source, len(session.templates),
-                          self._store.path)
+                          store.read_from)
         return exporter
 
     # ---------------------------------------------------------------- forgetting
@@ -224,6 +341,9 @@ class UdpListener(asyncio.DatagramProtocol):
 
     def sweep(self, now: float) -> None:
         """Expires stale templates and forgets exporters silent for a template lifetime."""
+        intake = self._intake
+        assert intake is not None
+        self._hand_over()  # what they decoded goes before what ending their sessions reports
         for key, exporter in list(self._exporters.items()):
             exporter.session.expire_templates(now)
             if now - exporter.last_seen > self.template_lifetime:
@@ -231,39 +351,42 @@ class UdpListener(asyncio.DatagramProtocol):
             else:
                 events = exporter.session.take_events()
                 if events:
-                    self._intake.offer(Batch(exporter.source, (), key[0], events))
+                    intake.offer(Batch(exporter.source, (), key[0], events))
         for key, restored in list(self._restored.items()):  # saved templates nobody came for
             restored[:] = [(t, sent) for t, sent in restored if now - sent <= self.template_lifetime]
             if not restored:
                 del self._restored[key]
 
     def _forget(self, key: ExporterKey) -> None:
+        intake = self._intake
+        assert intake is not None
         exporter = self._exporters.pop(key)
         session = exporter.session
         session.close()  # data sets still waiting for a template are dropped, and counted
         events = session.take_events()
         if events:
-            self._intake.offer(Batch(exporter.source, (), key[0], events))
-        self._intake.session_ended(exporter.source, session.stats)
+            intake.offer(Batch(exporter.source, (), key[0], events))
+        intake.session_ended(exporter.source, session.stats)
 
     # ---------------------------------------------------------------- the state file
 
     def _load_state(self) -> None:
-        try:
-            saved = self._store.load(time.time())
-        except StateError as exc:
-            self._intake.report(self.name, "bad state file", f"{self._store.path}: {exc}; ignored, "
+        store, intake = self._store, self._intake
+        assert store is not None and intake is not None
+        saved, problems = store.load(time.time())
+        for path, exc in problems:
+            intake.report(self.name, "bad state file", f"{path}: {exc}; ignored, "
                                 "templates are learned from the exporters again")
-            return
         now = time.monotonic()
         count = 0
         for key, templates in saved.items():
-            fresh = [(t, now - t.age) for t in templates if t.age <= self.template_lifetime]
+            ages = [(t, t.age or 0.0) for t in templates]  # a state file gives every template its age
+            fresh = [(t, now - age) for t, age in ages if age <= self.template_lifetime]
             if fresh:
                 self._restored[key] = fresh
                 count += len(fresh)
         _log.info("%s: %d templates of %d exporters read from %s", self.name, count,
-                  len(self._restored), self._store.path)
+                  len(self._restored), store.read_from)
 
     def snapshot(self, now: float) -> dict[ExporterKey, list[SavedTemplate]]:
         """Every exporter's templates as of ``now`` (monotonic), with those read from the state
@@ -276,11 +399,14 @@ class UdpListener(asyncio.DatagramProtocol):
         return state
 
     async def _save(self) -> None:
+        store = self._store
+        assert store is not None  # called only with --state-dir
         state = self.snapshot(time.monotonic())  # taken on the loop: sessions change nowhere else
         try:
-            await asyncio.to_thread(self._store.save, state, time.time())
+            await asyncio.to_thread(store.save, state, time.time())
         except OSError as exc:
-            self._intake.report(self.name, "state file not written", f"{self._store.path}: cannot "
+            assert self._intake is not None
+            self._intake.report(self.name, "state file not written", f"{store.path}: cannot "
                                 f"write: {exc.strerror or exc}; templates are not saved")
 
     async def _save_forever(self) -> None:
@@ -289,7 +415,7 @@ class UdpListener(asyncio.DatagramProtocol):
             try:
                 await asyncio.wait_for(changed.wait(), self.state_interval)
                 await asyncio.sleep(STATE_SETTLE)  # an exporter sends its templates together
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
             changed.clear()
             await self._save()
@@ -297,15 +423,19 @@ class UdpListener(asyncio.DatagramProtocol):
 
 class _Exporter:
     """What the listener keeps per exporter: its session, its name in logs and batches (made
-    once, not per datagram), the source port it last sent from, and when it last sent."""
+    once, not per datagram), the source port it last sent from, when it last sent, and what it
+    decoded in this turn of the event loop."""
 
-    __slots__ = ("session", "source", "port", "last_seen")
+    __slots__ = ("session", "source", "host", "port", "last_seen", "records", "events")
 
-    def __init__(self, session: Session, source: str, port: int) -> None:
+    def __init__(self, session: Session, source: str, host: str, port: int) -> None:
         self.session = session
         self.source = source
+        self.host = host
         self.port = port
         self.last_seen = 0.0
+        self.records: list[Record] = []  # decoded in this turn of the event loop, not handed over yet
+        self.events: list[Event] = []
 
 
 def _source(key: ExporterKey) -> str:

@@ -1,28 +1,41 @@
-# Sinks: where documents go. One registry maps a spec's scheme to a factory.
-#
-# A sink spec is `SCHEME` or `SCHEME:ARG`; everything after the first colon is the factory's
-# argument, untouched (so `elasticsearch:http://host:9200` keeps its own colons). The collector
-# opens sinks with `open_sink(spec, options)` and knows none of them by name; a new sink registers
-# itself here with one line and touches nothing else. A sink with settings of its own (batch
-# sizes, credentials) registers an ``add_arguments(parser)`` hook that adds its flags to the
-# command line (prefixed with its scheme, e.g. ``--es-index``); its factory then reads them from
-# ``options``, the parsed command line, or uses its defaults when ``options`` is None (a library
-# caller). Every flag can also be set from the environment (see `ipfix_antrea.cli`). What a sink
-# may need to know of the documents it will get -- the element registry and the fields the
-# document stage writes, from which Elasticsearch's index template is made -- comes in a
-# `SinkContext`.
+"""Sinks: where documents go. One registry maps a spec's scheme to a factory.
+
+A sink spec is `SCHEME` or `SCHEME:ARG`; everything after the first colon is the factory's
+argument, untouched (so `elasticsearch:http://host:9200` keeps its own colons). The collector
+opens sinks with `open_sink(spec, options)` and knows none of them by name; a new sink registers
+itself here with one line and touches nothing else. A sink with settings of its own (batch
+sizes, credentials) registers an ``add_arguments(parser)`` hook that adds its flags to the
+command line (prefixed with its scheme, e.g. ``--es-index``); its factory then reads them from
+``options``, the parsed command line, or uses its defaults when ``options`` is None (a library
+caller). Every flag can also be set from the environment (see `ipfix_antrea.cli`). What a sink
+may need to know of the documents it will get -- the element registry and the fields the
+document stage writes, from which Elasticsearch's index template is made -- comes in a
+`SinkContext`.
+"""
+
 from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .base import Histogram, HistogramSnapshot, Sink, SinkBase, SinkContext, SinkError, StreamSink, serialize
+from .base import (
+    SINK_GAUGES,
+    Histogram,
+    HistogramSnapshot,
+    Sink,
+    SinkBase,
+    SinkContext,
+    SinkError,
+    StreamSink,
+    serialize,
+)
 from .es_options import add_arguments as _es_arguments
 from .jsonl import JsonLinesSink, add_jsonl_arguments, open_jsonl
 from .stdout import StdoutSink, open_stdout
 
 __all__ = [
+    "SINK_GAUGES",
     "Sink",
     "SinkBase",
     "SinkContext",

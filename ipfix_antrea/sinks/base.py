@@ -1,28 +1,34 @@
-# The sink interface, and the JSON-lines writer that the file and stdout sinks share.
-#
-# A sink receives documents (plain dicts, JSON-ready) in batches. Batching is the unit of work
-# because every real output wants it: a file write, a pipe write, an Elasticsearch _bulk request.
-# A sink knows nothing about IPFIX, sessions or inputs; the collector knows sinks only through this
-# interface and the scheme registry in `ipfix_antrea.sinks`, never by class name (the ipfixcol2
-# output-plugin idea). Adding a sink = one module + one `register_sink` call.
-#
-# Serialisation is orjson, one document per line, each line `\n`-terminated (JSON Lines). A batch
-# is serialised into one buffer and handed to the stream in a single write.
+r"""The sink interface, and the JSON-lines writer that the file and stdout sinks share.
+
+A sink receives documents (plain dicts, JSON-ready) in batches. Batching is the unit of work
+because every real output wants it: a file write, a pipe write, an Elasticsearch _bulk request.
+A sink knows nothing about IPFIX, sessions or inputs; the collector knows sinks only through this
+interface and the scheme registry in `ipfix_antrea.sinks`, never by class name (the ipfixcol2
+output-plugin idea). Adding a sink = one module + one `register_sink` call.
+
+Serialisation is orjson, one document per line, each line `\n`-terminated (JSON Lines). A batch
+is serialised into one buffer and handed to the stream in a single write.
+"""
+
 from __future__ import annotations
 
 import bisect
+import contextlib
+import fcntl
+import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import BinaryIO, Protocol, runtime_checkable
+from typing import Any, BinaryIO, Protocol, runtime_checkable
 
 import orjson
 
 from ..documents.fields import ENVELOPE_FIELDS, DocumentField
 from ..registry import Registry
+from ..workers import WorkerInfo
 
-__all__ = ["Sink", "SinkBase", "SinkContext", "SinkError", "StreamSink", "Histogram", "HistogramSnapshot",
-           "serialize"]
+__all__ = ["Sink", "SinkBase", "SINK_GAUGES", "exclusive", "SinkContext", "SinkError", "StreamSink", "Histogram",
+           "HistogramSnapshot", "serialize"]
 
 
 class SinkError(Exception):
@@ -45,8 +51,8 @@ class Sink(Protocol):
       (`ipfix_antrea.documents.document_id`), so that a sink that can deduplicate (Elasticsearch's
       ``_id``) does; they are computed only for sinks that want them.
     * ``stats()``: the sink's own counters (indexed, retried, ...), shown in the status line and
-      exported as metrics; they only grow, except ``in_flight`` (documents whose outcome is not
-      known yet).
+      exported as metrics; they only grow, except those in `SINK_GAUGES` (``in_flight``:
+      documents whose outcome is not known yet).
     * ``ready()``: False while the sink is still getting ready in the background (Elasticsearch:
       installing its index template while the cluster is not up yet). Writes are accepted
       meanwhile and wait, like writes to a slow sink; the collector reports itself not ready.
@@ -60,7 +66,7 @@ class Sink(Protocol):
     name: str
     wants_ids: bool
 
-    def write(self, docs: Sequence[dict], ids: Sequence[str] | None = None) -> None: ...
+    def write(self, docs: Sequence[dict[str, Any]], ids: Sequence[str] | None = None) -> None: ...
 
     def flush(self) -> None: ...
 
@@ -73,6 +79,10 @@ class Sink(Protocol):
     def undelivered(self) -> int: ...
 
     def histograms(self) -> dict[str, HistogramSnapshot]: ...
+
+
+#: The keys of `Sink.stats` that are levels, not counts: they may go down.
+SINK_GAUGES = frozenset({"in_flight"})
 
 
 class SinkBase:
@@ -130,16 +140,38 @@ class SinkContext:
     """What a sink may need to know of the documents it will be given: the registry their
     elements come from (None: the default registry) and the fields the document stage writes
     (`DocumentBuilder.fields`). A sink that stores documents by type (Elasticsearch's index
-    template) maps both; others ignore them."""
+    template) maps both; others ignore them. ``worker``: which of several worker processes
+    opens the sink (None when the process is alone); a sink that writes a file then writes a
+    file of its own (`WorkerInfo.path`)."""
 
     registry: Registry | None = None
     fields: Sequence[DocumentField] = ENVELOPE_FIELDS
+    worker: WorkerInfo | None = None
+
+
+@contextlib.contextmanager
+def exclusive(fd: int, name: str) -> Iterator[None]:
+    """Holds a POSIX record lock (lockf) on all of the open file ``fd`` while the block runs.
+    The lock belongs to the file (pipe, terminal, device), which every worker process of
+    ``--workers N`` that inherited or opened it shares, so writes made under it are whole: a pipe
+    keeps a write whole only up to PIPE_BUF (4096 bytes), and a batch is tens of kilobytes.
+    Raises SinkError, naming the sink ``name``, when the file cannot be locked."""
+    try:
+        fcntl.lockf(fd, fcntl.LOCK_EX, 0, 0, os.SEEK_SET)  # all of it, wherever the offset is
+    except OSError as exc:
+        raise SinkError(f"{name}: cannot be shared by worker processes: it cannot be locked "
+                        f"({exc.strerror or exc}); write a file per worker instead (jsonl:PATH)") from exc
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            fcntl.lockf(fd, fcntl.LOCK_UN, 0, 0, os.SEEK_SET)
 
 
 _APPEND_NEWLINE = orjson.OPT_APPEND_NEWLINE
 
 
-def serialize(docs: Sequence[dict]) -> bytearray:
+def serialize(docs: Sequence[dict[str, Any]]) -> bytearray:
     """A batch of documents as JSON Lines: one compact object per line, each `\\n`-terminated.
 
     Each document's JSON is appended to one buffer as soon as it is made, so its memory is
@@ -162,7 +194,7 @@ class StreamSink(SinkBase):
         self._owns_stream = owns_stream
         self._closed = False
 
-    def write(self, docs: Sequence[dict], ids: Sequence[str] | None = None) -> None:
+    def write(self, docs: Sequence[dict[str, Any]], ids: Sequence[str] | None = None) -> None:
         if not docs:
             return
         data = serialize(docs)

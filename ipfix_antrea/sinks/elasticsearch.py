@@ -1,45 +1,48 @@
-# `elasticsearch:URL[,URL...]`: flow documents into Elasticsearch through the bulk API.
-#
-# What it promises: every document the collector hands over is indexed, or written to the
-# dead-letter file with the reason Elasticsearch gave, or (when the retry budget runs out) written
-# there as undelivered and reported in a SinkError. Nothing is dropped silently, and every outcome
-# is counted (`stats()`).
-#
-# How:
-# * write() serialises each document with orjson straight into the lines of a `_bulk` request
-#   (an action line naming the daily index, then the document) and collects them into a batch,
-#   sent when it reaches --es-batch-docs documents or --es-batch-bytes bytes, or is older than
-#   --es-flush-interval. Serialising in the caller's thread and sending from --es-in-flight worker
-#   threads keeps Elasticsearch busy while the next batch is built.
-# * Backpressure: when every worker is busy (Elasticsearch slow or down), write() blocks until one
-#   is free. The collector's bounded queue then fills and its inputs stop reading.
-# * Retries: a request that fails with 408, 429, a 5xx, a connection error or a timeout is sent
-#   again after a growing pause (0.25 s doubling to 5 s, with jitter), for --es-retry-for seconds
-#   from its first failure (0 = for ever). The same applies to the documents of a bulk response
-#   that failed on their own with 408, 429 or a 5xx. Other per-document errors (mapping
-#   conflicts, values the mapping refuses) are final: those documents go to the dead-letter file.
-#   Other whole-request errors (401, 403, 413...) fail the sink: no retry changes the answer.
-# * Index: the name comes from the document's `@timestamp` in UTC through a strftime pattern
-#   (default `flow-%Y.%m.%d`, the daily indices of Antrea's Logstash pipeline and its `flow-*`
-#   dashboards). The sink installs an index template for the pattern, derived from the
-#   information-element registry (`es_mapping`), before it sends any document.
-# * Start-up: the collector often starts before Elasticsearch (Kubernetes starts pods in any
-#   order), so opening the sink never waits for the cluster. The template is installed by a
-#   thread of its own, retried like a bulk request; until it is, the sink is not `ready()`, and
-#   batches wait for it in their request slots, so that a write blocks once every slot is taken:
-#   the same backpressure as a slow cluster. When the retry budget runs out, the sink fails and
-#   what it holds goes to the dead-letter file.
-# * The dead-letter file is created when the first document has to go there (in a directory
-#   created then too), so a sink that never refuses anything writes nothing to disk.
-# * Ids: by default Elasticsearch assigns them (its fastest path). With --es-ids derived, each
-#   document's `_id` is `ipfix_antrea.documents.document_id` and the action is `create`, so a replay
-#   of the same IPFIX after a crash is refused as a duplicate (409, counted) instead of stored twice.
-#   Without derived ids, a request whose outcome is unknown (the connection dropped mid-request) is
-#   sent again and may store documents twice; a refused connection or an error answer cannot.
+"""`elasticsearch:URL[,URL...]`: flow documents into Elasticsearch through the bulk API.
+
+What it promises: every document the collector hands over is indexed, or written to the
+dead-letter file with the reason Elasticsearch gave, or (when the retry budget runs out) written
+there as undelivered and reported in a SinkError. Nothing is dropped silently, and every outcome
+is counted (`stats()`).
+
+How:
+* write() serialises each document with orjson straight into the lines of a `_bulk` request
+  (an action line naming the daily index, then the document) and collects them into a batch,
+  sent when it reaches --es-batch-docs documents or --es-batch-bytes bytes, or is older than
+  --es-flush-interval. Serialising in the caller's thread and sending from --es-in-flight worker
+  threads keeps Elasticsearch busy while the next batch is built.
+* Backpressure: when every worker is busy (Elasticsearch slow or down), write() blocks until one
+  is free. The collector's bounded queue then fills and its inputs stop reading.
+* Retries: a request that fails with 408, 429, a 5xx, a connection error or a timeout is sent
+  again after a growing pause (0.25 s doubling to 5 s, with jitter), for --es-retry-for seconds
+  from its first failure (0 = for ever). The same applies to the documents of a bulk response
+  that failed on their own with 408, 429 or a 5xx. Other per-document errors (mapping
+  conflicts, values the mapping refuses) are final: those documents go to the dead-letter file.
+  Other whole-request errors (401, 403, 413...) fail the sink: no retry changes the answer.
+* Index: the name comes from the document's `@timestamp` in UTC through a strftime pattern
+  (default `flow-%Y.%m.%d`, the daily indices of Antrea's Logstash pipeline and its `flow-*`
+  dashboards). The sink installs an index template for the pattern, derived from the
+  information-element registry (`es_mapping`), before it sends any document.
+* Start-up: the collector often starts before Elasticsearch (Kubernetes starts pods in any
+  order), so opening the sink never waits for the cluster. The template is installed by a
+  thread of its own, retried like a bulk request; until it is, the sink is not `ready()`, and
+  batches wait for it in their request slots, so that a write blocks once every slot is taken:
+  the same backpressure as a slow cluster. When the retry budget runs out, the sink fails and
+  what it holds goes to the dead-letter file.
+* The dead-letter file is created when the first document has to go there (in a directory
+  created then too), so a sink that never refuses anything writes nothing to disk.
+* Ids: by default Elasticsearch assigns them (its fastest path). With --es-ids derived, each
+  document's `_id` is `ipfix_antrea.documents.document_id` and the action is `create`, so a replay
+  of the same IPFIX after a crash is refused as a duplicate (409, counted) instead of stored twice.
+  Without derived ids, a request whose outcome is unknown (the connection dropped mid-request) is
+  sent again and may store documents twice; a refused connection or an error answer cannot.
+"""
+
 from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import functools
 import logging
 import math
 import os
@@ -48,8 +51,8 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Any, BinaryIO
+from datetime import UTC, datetime
+from typing import Any, BinaryIO, cast
 
 import orjson
 from elastic_transport import TransportError
@@ -81,7 +84,7 @@ _BACKOFF_FIRST = 0.25  # seconds
 _BACKOFF_MAX = 5.0
 # What a bulk response needs to carry: per item only the status, and the error when there is one.
 _BULK_FILTER = "errors,items.*.status,items.*.error"
-_MILLISECONDS = data_type("dateTimeMilliseconds").to_json  # the timestamps documents carry
+_MILLISECONDS = cast("Callable[[int], str]", data_type("dateTimeMilliseconds").to_json)  # as documents carry
 _INDEX_CACHE_SIZE = 4096  # distinct @timestamp strings remembered -> their action line
 #: Bounds (seconds) of the bulk request duration histogram: a few ms for a small batch on a local
 #: cluster, to the 30 s default timeout.
@@ -122,7 +125,7 @@ class _DeadLetter:
             self._file = open(self.path, "ab")  # noqa: SIM115 - closed by close()
         return self._file
 
-    def write(self, entries: list[tuple[dict, bytes]]) -> None:
+    def write(self, entries: list[tuple[dict[str, Any], bytes]]) -> None:
         """Append (meta, document JSON) pairs as ``{...meta, "document": <document>}`` lines.
         Raises OSError when the file cannot be created or written."""
         out = []
@@ -144,7 +147,7 @@ def _now_iso() -> str:
     return _MILLISECONDS(time.time_ns() // 1_000_000)
 
 
-def _split(action: bytes, source: bytes) -> tuple[dict, bytes]:
+def _split(action: bytes, source: bytes) -> tuple[dict[str, Any], bytes]:
     """A document's two bulk lines -> (its action's target, its JSON without the newline)."""
     ((_, target),) = orjson.loads(action).items()
     return target, source[:-1]
@@ -211,7 +214,7 @@ class ElasticsearchSink(SinkBase):
 
     # -- the Sink protocol ------------------------------------------------------------------
 
-    def write(self, docs: Sequence[dict], ids: Sequence[str] | None = None) -> None:
+    def write(self, docs: Sequence[dict[str, Any]], ids: Sequence[str] | None = None) -> None:
         """Queue ``docs`` (with their ``ids`` when derived ids are on); sends full batches and
         blocks while every request slot is busy. Raises SinkError once delivery has failed."""
         self._raise_if_failed()
@@ -240,9 +243,8 @@ class ElasticsearchSink(SinkBase):
                     action = self._action_with_id(doc, ids[i])
                 else:
                     timestamp = doc.get("@timestamp") if type(doc) is dict else None
-                    action = actions.get(timestamp) if type(timestamp) is str else None
-                    if action is None:
-                        action = self._action_for(doc)
+                    cached = actions.get(timestamp) if type(timestamp) is str else None
+                    action = cached if cached is not None else self._action_for(doc)
                 source = dumps(doc, option=newline)
             except _Unusable as exc:
                 self._reject_local(doc, None if ids is None else ids[i], exc.reason)
@@ -317,7 +319,7 @@ class ElasticsearchSink(SinkBase):
 
     # -- building requests -------------------------------------------------------------------
 
-    def _index_of(self, doc: dict) -> str:
+    def _index_of(self, doc: dict[str, Any]) -> str:
         timestamp = doc.get("@timestamp") if isinstance(doc, dict) else None
         if not isinstance(timestamp, str):
             raise _Unusable("no @timestamp string to name the index by")
@@ -326,10 +328,10 @@ class ElasticsearchSink(SinkBase):
         except ValueError:
             raise _Unusable(f"@timestamp {timestamp!r} is not ISO 8601") from None
         if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=timezone.utc)
-        return moment.astimezone(timezone.utc).strftime(self.options.index)
+            moment = moment.replace(tzinfo=UTC)
+        return moment.astimezone(UTC).strftime(self.options.index)
 
-    def _action_for(self, doc: dict) -> bytes:
+    def _action_for(self, doc: dict[str, Any]) -> bytes:
         index = self._index_of(doc)
         action = b'{"create":{"_index":%s}}\n' % orjson.dumps(index)
         if len(self._actions) >= _INDEX_CACHE_SIZE:
@@ -337,7 +339,7 @@ class ElasticsearchSink(SinkBase):
         self._actions[doc["@timestamp"]] = action
         return action
 
-    def _action_with_id(self, doc: dict, doc_id: str) -> bytes:
+    def _action_with_id(self, doc: dict[str, Any], doc_id: str) -> bytes:
         timestamp = doc.get("@timestamp") if type(doc) is dict else None
         index = self._indices.get(timestamp) if type(timestamp) is str else None
         if index is None:
@@ -378,7 +380,7 @@ class ElasticsearchSink(SinkBase):
         until nothing is left or the retry budget is spent."""
         try:
             self._deliver_batch(lines)
-        except Exception as exc:  # noqa: BLE001 - a bug must not leave documents unaccounted
+        except Exception as exc:  # a bug must not leave documents unaccounted
             log.exception("%s: unexpected error while sending", self.name)
             reason = f"unexpected error: {exc!r}"
             self._fail(reason)
@@ -396,7 +398,10 @@ class ElasticsearchSink(SinkBase):
                 return
             started = time.monotonic()
             try:
-                response = self._client.bulk(operations=b"".join(lines), filter_path=_BULK_FILTER)
+                # The client sends bytes as they are (the NDJSON is built already); its hint names
+                # only the sequence of dicts it would serialise itself.
+                response = self._client.bulk(operations=b"".join(lines),  # type: ignore[arg-type]
+                                             filter_path=_BULK_FILTER)
             except ApiError as exc:
                 self._latency.observe(time.monotonic() - started)
                 status = exc.meta.status
@@ -431,7 +436,7 @@ class ElasticsearchSink(SinkBase):
             time.sleep(min(pause * (0.5 + random.random() / 2), deadline - now))
             pause = min(pause * 2, _BACKOFF_MAX)
 
-    def _sort_answers(self, lines: list[bytes], body: dict) -> list[bytes]:
+    def _sort_answers(self, lines: list[bytes], body: dict[str, Any]) -> list[bytes]:
         """Count the bulk response's outcomes; dead-letter final refusals; return the lines of
         the documents to send again."""
         n = len(lines) // 2
@@ -444,7 +449,7 @@ class ElasticsearchSink(SinkBase):
         if len(items) != n:
             raise ValueError(f"the bulk response has {len(items)} items for {n} documents")
         again: list[bytes] = []
-        refused: list[tuple[dict, bytes]] = []
+        refused: list[tuple[dict[str, Any], bytes]] = []
         indexed = duplicates = 0
         for i, item in enumerate(items):
             ((_, result),) = item.items()
@@ -478,7 +483,7 @@ class ElasticsearchSink(SinkBase):
                              "id": target.get("_id"), "status": None, "reason": reason}, document))
         self._dead_letter(entries, "failed")
 
-    def _dead_letter(self, entries: list[tuple[dict, bytes]], outcome: str) -> None:
+    def _dead_letter(self, entries: list[tuple[dict[str, Any], bytes]], outcome: str) -> None:
         """Documents into the dead-letter file, counted as ``outcome`` ("rejected" or "failed").
         When the file cannot take them they are lost: counted as failed, and the sink fails."""
         try:
@@ -519,7 +524,7 @@ class ElasticsearchSink(SinkBase):
             pass  # closed before Elasticsearch came, with nothing to send: not a failure
         except SinkError as exc:
             self._fail(str(exc).removeprefix(f"{self.name}: "))
-        except Exception as exc:  # noqa: BLE001 - a bug must not leave the sink waiting for ever
+        except Exception as exc:  # a bug must not leave the sink waiting for ever
             log.exception("%s: unexpected error while installing the index template", self.name)
             self._fail(f"unexpected error while installing the index template: {exc!r}")
         else:
@@ -548,7 +553,7 @@ def install_index_template(client: Elasticsearch, options: ElasticsearchOptions,
     for unsigned_long in (True, False):
         body = index_template(registry, options.index, fields, unsigned_long=unsigned_long)
         try:
-            retrying(lambda body=body: client.indices.put_index_template(name=options.template_name, **body),
+            retrying(functools.partial(client.indices.put_index_template, name=options.template_name, **body),
                      "installing the index template", retry_for=retry_for, name=name, stop=stop)
         except ApiError as exc:
             if unsigned_long and exc.meta.status == 400 and "unsigned_long" in str(exc.body):
@@ -621,10 +626,13 @@ def open_elasticsearch(arg: str | None, options: argparse.Namespace | None = Non
     """The factory for ``elasticsearch:URL[,URL...]``: settings from ``options`` (the parsed
     command line, see `add_arguments`) or the defaults; the index template maps the registry
     and document fields of ``context`` (so that --registry elements and derived fields map by
-    their type)."""
+    their type). Each worker process (``context.worker``) has its own client and its own
+    dead-letter file (``-wK`` before the extension)."""
     hosts = parse_hosts(arg)
     settings = ElasticsearchOptions.from_namespace(options)
     context = context or SinkContext()
+    if context.worker is not None:  # one of several worker processes: a dead-letter file of its own
+        settings.dead_letter = context.worker.path(settings.dead_letter)
     name = f"elasticsearch:{','.join(hosts)}"
     client = make_client(hosts, settings)
     return ElasticsearchSink(client, settings, name=name, registry=context.registry, fields=context.fields)

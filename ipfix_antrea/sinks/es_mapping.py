@@ -1,36 +1,38 @@
-# The Elasticsearch index template for flow documents, derived from an information-element registry.
-#
-# Antrea's Kibana dashboards were built against indices that Elasticsearch mapped dynamically
-# from Logstash's events: every string `text` with a `keyword` sub-field, ISO timestamps `date`,
-# numbers `long`. Dynamic mapping guesses from the first value it sees, so a field's type could
-# differ between daily indices (a Pod name that looks like a date, an address that is only ever
-# `0.0.0.0`). Here the type comes from the registry instead: the element's RFC 7011 abstract type
-# decides the Elasticsearch type, whatever the value looks like.
-#
-# The mapping is made of `dynamic_templates`, one per Elasticsearch type, each matching the names
-# of the registry's elements of that type (a regular expression over the field's name, below
-# `ipfix.`). Explicit `properties` for every element would not do: the default registry has over
-# 1000 element names, more than Elasticsearch's default limit of 1000 fields per index, and every
-# daily index would carry all of them. With dynamic templates an index maps the fields that occur,
-# each with the type its element has. Matching the leaf name (not the path) also types the
-# elements inside subTemplateList records (`ipfix.<list>.<element>`).
-#
-# Choices per type (see docs/elasticsearch.md for the table):
-# * string -> text + `keyword` sub-field (ignore_above 256: Elasticsearch's own default, which the
-#   dashboards were built on; longer values stay searchable as text).
-# * ipv4Address / ipv6Address -> ip, plus a `keyword` sub-field: Antrea's first dashboards grouped
-#   on `ipfix.sourceIPv4Address.keyword`, and terms on the text form cost little.
-# * dateTimeSeconds / Milliseconds -> date; dateTimeMicroseconds / Nanoseconds -> date_nanos, which
-#   keeps their precision. The formats match the ISO 8601 renderings of docs/json.md.
-# * unsigned64 -> unsigned_long, where the cluster has it (the full distributions do; minimal
-#   builds lack the module), else long; other integers -> long.
-# * float32 / float64 -> double, with ignore_malformed: NaN and infinities render as strings that
-#   Elasticsearch will not store as a number; the document is kept and the field is skipped.
-# * boolean -> boolean; macAddress -> keyword; octetArray and unknown elements (`en<E>:id<N>`,
-#   octetArray hex) -> keyword with a larger ignore_above (a long blob is kept in _source, not
-#   indexed: Lucene refuses terms over 32 KiB).
-# * basicList, subTemplateList, subTemplateMultiList: no rule of their own. Their values are arrays
-#   of their elements' values or objects of named elements, which the other rules type.
+"""The Elasticsearch index template for flow documents, derived from an information-element registry.
+
+Antrea's Kibana dashboards were built against indices that Elasticsearch mapped dynamically
+from Logstash's events: every string `text` with a `keyword` sub-field, ISO timestamps `date`,
+numbers `long`. Dynamic mapping guesses from the first value it sees, so a field's type could
+differ between daily indices (a Pod name that looks like a date, an address that is only ever
+`0.0.0.0`). Here the type comes from the registry instead: the element's RFC 7011 abstract type
+decides the Elasticsearch type, whatever the value looks like.
+
+The mapping is made of `dynamic_templates`, one per Elasticsearch type, each matching the names
+of the registry's elements of that type (a regular expression over the field's name, below
+`ipfix.`). Explicit `properties` for every element would not do: the default registry has over
+1000 element names, more than Elasticsearch's default limit of 1000 fields per index, and every
+daily index would carry all of them. With dynamic templates an index maps the fields that occur,
+each with the type its element has. Matching the leaf name (not the path) also types the
+elements inside subTemplateList records (`ipfix.<list>.<element>`).
+
+Choices per type (see docs/elasticsearch.md for the table):
+* string -> text + `keyword` sub-field (ignore_above 256: Elasticsearch's own default, which the
+  dashboards were built on; longer values stay searchable as text).
+* ipv4Address / ipv6Address -> ip, plus a `keyword` sub-field: Antrea's first dashboards grouped
+  on `ipfix.sourceIPv4Address.keyword`, and terms on the text form cost little.
+* dateTimeSeconds / Milliseconds -> date; dateTimeMicroseconds / Nanoseconds -> date_nanos, which
+  keeps their precision. The formats match the ISO 8601 renderings of docs/json.md.
+* unsigned64 -> unsigned_long, where the cluster has it (the full distributions do; minimal
+  builds lack the module), else long; other integers -> long.
+* float32 / float64 -> double, with ignore_malformed: NaN and infinities render as strings that
+  Elasticsearch will not store as a number; the document is kept and the field is skipped.
+* boolean -> boolean; macAddress -> keyword; octetArray and unknown elements (`en<E>:id<N>`,
+  octetArray hex) -> keyword with a larger ignore_above (a long blob is kept in _source, not
+  indexed: Lucene refuses terms over 32 KiB).
+* basicList, subTemplateList, subTemplateMultiList: no rule of their own. Their values are arrays
+  of their elements' values or objects of named elements, which the other rules type.
+"""
+
 from __future__ import annotations
 
 import re
@@ -84,7 +86,7 @@ _RULES: tuple[tuple[str, Mapping[str, Any], tuple[str, ...]], ...] = (
 _BY_TYPE: dict[str, Mapping[str, Any]] = {t: mapping for _, mapping, types in _RULES for t in types}
 
 
-def element_mapping(data_type: str, *, unsigned_long: bool = True) -> dict | None:
+def element_mapping(data_type: str, *, unsigned_long: bool = True) -> dict[str, Any] | None:
     """The Elasticsearch field mapping for an element of RFC 7011 abstract type ``data_type``,
     or None for the list types (their values are typed by their elements). ``unsigned_long``
     says whether the cluster has that field type (else unsigned64 maps to long)."""
@@ -92,7 +94,7 @@ def element_mapping(data_type: str, *, unsigned_long: bool = True) -> dict | Non
     return None if mapping is None else _usable(mapping, unsigned_long)
 
 
-def _usable(mapping: Mapping[str, Any], unsigned_long: bool) -> dict:
+def _usable(mapping: Mapping[str, Any], unsigned_long: bool) -> dict[str, Any]:
     """A copy of ``mapping``, with unsigned_long as long where the cluster lacks the type."""
     if mapping.get("type") == "unsigned_long" and not unsigned_long:
         return copy_mapping(LONG)
@@ -108,7 +110,7 @@ def _name_regex(names: Iterable[str]) -> str:
 
 
 def document_mappings(registry: Registry, fields: Sequence[DocumentField] = ENVELOPE_FIELDS, *,
-                      unsigned_long: bool = True) -> dict:
+                      unsigned_long: bool = True) -> dict[str, Any]:
     """The ``mappings`` of a flow index: ``fields``, what the document stage writes (the
     envelope and every transform's fields: `DocumentBuilder.fields`), as properties, and one
     dynamic template per Elasticsearch type for the registry's elements under ``ipfix``. A
@@ -122,7 +124,7 @@ def document_mappings(registry: Registry, fields: Sequence[DocumentField] = ENVE
         if rule is not None:
             names_by_rule[rule].add(name)
 
-    dynamic_templates: list[dict] = []
+    dynamic_templates: list[dict[str, Any]] = []
     for rule, _, types in _RULES:
         names = names_by_rule[rule]
         if not names:
@@ -148,7 +150,7 @@ def document_mappings(registry: Registry, fields: Sequence[DocumentField] = ENVE
     }
 
 
-def _properties(fields: Sequence[DocumentField], unsigned_long: bool) -> dict:
+def _properties(fields: Sequence[DocumentField], unsigned_long: bool) -> dict[str, Any]:
     """Dotted field paths with their mappings -> Elasticsearch's nested ``properties``."""
     properties: dict[str, Any] = {}
     for field in fields:
@@ -175,7 +177,7 @@ def index_patterns_for(index: str) -> list[str]:
 
 
 def index_template(registry: Registry, index: str, fields: Sequence[DocumentField] = ENVELOPE_FIELDS, *,
-                   unsigned_long: bool = True) -> dict:
+                   unsigned_long: bool = True) -> dict[str, Any]:
     """The body of ``PUT _index_template/<name>`` for indices named by ``index`` (a strftime
     pattern such as ``flow-%Y.%m.%d``) holding documents with ``fields`` (see
     `document_mappings`). Raises ValueError as `index_patterns_for` does."""

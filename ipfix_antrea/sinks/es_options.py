@@ -1,12 +1,14 @@
-# The Elasticsearch sink's settings and flags, apart from the sink itself: `ipfix-collect` builds
-# its command line from every sink's flags at start, and the `elasticsearch` client library that
-# the sink needs takes about 0.3 s to import. Keeping the flags here means only runs that use the
-# sink pay for the client (`ipfix_antrea.sinks` opens the sink module when the sink is opened).
+"""The Elasticsearch sink's settings and flags, apart from the sink itself: `ipfix-collect` builds
+its command line from every sink's flags at start, and the `elasticsearch` client library that
+the sink needs takes about 0.3 s to import. Keeping the flags here means only runs that use the
+sink pay for the client (`ipfix_antrea.sinks` opens the sink module when the sink is opened).
+"""
+
 from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass, fields
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from ..units import number
 from .base import SinkError
@@ -74,7 +76,7 @@ def parse_hosts(arg: str | None) -> list[str]:
 def _check_index_pattern(name: str, index: str) -> None:
     """Refuse a pattern that cannot make a valid index name (Elasticsearch wants lowercase, no
     spaces or \\/*?"<>|,#:, not starting with -_+) or that cannot have a template."""
-    sample = datetime(2024, 12, 31, 23, 59, 58, tzinfo=timezone.utc).strftime(index)
+    sample = datetime(2024, 12, 31, 23, 59, 58, tzinfo=UTC).strftime(index)
     bad = set(' \\/*?"<>|,#:') & set(sample)
     if not sample or sample != sample.lower() or bad or sample[0] in "-_+" or sample in (".", ".."):
         raise SinkError(f"{name}: index pattern {index!r} gives {sample!r}, not a valid index name "

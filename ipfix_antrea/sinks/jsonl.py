@@ -1,27 +1,31 @@
-# `jsonl:PATH`: append JSON Lines to a file, optionally rotated by size and/or time, with the
-# rotated files optionally gzipped and pruned (see `rotation` and docs/jsonl.md).
-#
-# Appending (never truncating) lets repeated runs add to one file, the way Logstash's file output
-# does. Each batch goes to the operating system in one write as soon as `write` is called, with no
-# buffer of our own: a document that `write` accepted is in the file even if the collector is
-# killed a moment later, a file tailer (Filebeat, Vector) sees it at once, and a failed write is
-# the failure of exactly that batch, which is then removed again so that no half line remains.
-# `flush` adds durability on request (`--jsonl-fsync`) and the time-based rotation check, which
-# must run even while no documents arrive.
-#
-# Errors that lose no document (a rotation or compression that failed while the documents still
-# went to the live file) do not fail the `write` that met them, since the collector would then
-# count delivered documents as lost; they are raised by the next `flush` or `close` instead.
+"""`jsonl:PATH`: append JSON Lines to a file, optionally rotated by size and/or time, with the
+rotated files optionally gzipped and pruned (see `rotation` and docs/jsonl.md).
+
+Appending (never truncating) lets repeated runs add to one file, the way Logstash's file output
+does. Each batch goes to the operating system in one write as soon as `write` is called, with no
+buffer of our own: a document that `write` accepted is in the file even if the collector is
+killed a moment later, a file tailer (Filebeat, Vector) sees it at once, and a failed write is
+the failure of exactly that batch, which is then removed again so that no half line remains.
+`flush` adds durability on request (`--jsonl-fsync`) and the time-based rotation check, which
+must run even while no documents arrive.
+
+Errors that lose no document (a rotation or compression that failed while the documents still
+went to the live file) do not fail the `write` that met them, since the collector would then
+count delivered documents as lost; they are raised by the next `flush` or `close` instead.
+"""
+
 from __future__ import annotations
 
 import argparse
 import math
 import os
+import stat
 import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
-from .base import SinkBase, SinkContext, SinkError, serialize
 from ..units import parse_duration, parse_keep, parse_size
+from .base import SinkBase, SinkContext, SinkError, exclusive, serialize
 from .rotation import Housekeeper, RotatedNames, fsync_directory, next_boundary
 
 __all__ = ["JsonLinesSink", "add_jsonl_arguments", "open_jsonl"]
@@ -41,13 +45,15 @@ class JsonLinesSink(SinkBase):
     ``clock`` is the time source (seconds since the epoch), for tests.
 
     One writer per file: rotation and the cleanup of a failed write assume that nobody else
-    appends to ``path``. Raises `SinkError` when ``path`` cannot be opened.
+    appends to ``path``. ``shared``: other processes write to ``path`` too (a pipe or a device
+    that worker processes share), so each batch is written under a lock (`exclusive`). Raises
+    `SinkError` when ``path`` cannot be opened (or, shared, cannot be locked).
     """
 
     def __init__(self, path: str, *, rotate_size: int | None = None,
                  rotate_interval: int | None = None, compress: bool = False,
                  keep: int | None = None, fsync: bool = False,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, shared: bool = False) -> None:
         for label, value in (("rotate_size", rotate_size), ("rotate_interval", rotate_interval),
                              ("keep", keep)):
             if value is not None and value < 1:
@@ -67,6 +73,11 @@ class JsonLinesSink(SinkBase):
         self._fd: int | None = None
         self._size = 0
         self._open()
+        self.shared = shared
+        if shared:
+            assert self._fd is not None
+            with exclusive(self._fd, self.name):  # refused now, not at the first write
+                pass
         self._next_rotation = math.inf
         if rotate_interval is not None:
             # A file left by an earlier run belongs to the period of its last write, so a file
@@ -80,7 +91,7 @@ class JsonLinesSink(SinkBase):
         if rotating:
             self._rotate_if_due(0)
 
-    def write(self, docs: Sequence[dict], ids: Sequence[str] | None = None) -> None:
+    def write(self, docs: Sequence[dict[str, Any]], ids: Sequence[str] | None = None) -> None:
         """Append a batch, rotating first if it is due. Either the whole batch is in the file
         when this returns, or it raises `SinkError` and none of the batch is."""
         if self._closed:
@@ -92,7 +103,12 @@ class JsonLinesSink(SinkBase):
             self._rotate_if_due(len(data))
         if self._fd is None:
             self._open()
-        self._append(data, len(docs))
+        if self.shared:
+            assert self._fd is not None
+            with exclusive(self._fd, self.name):
+                self._append(data, len(docs))
+        else:
+            self._append(data, len(docs))
 
     def flush(self) -> None:
         """Rotate if a time boundary passed, fsync if asked to, and raise what went wrong in the
@@ -144,7 +160,7 @@ class JsonLinesSink(SinkBase):
         finally:
             os.close(fd)
 
-    def _append(self, data: bytes, count: int) -> None:
+    def _append(self, data: bytes | bytearray, count: int) -> None:
         """Write all of ``data``; on failure cut the file back to where the batch began, so that
         the next batch does not continue a half line."""
         assert self._fd is not None
@@ -241,9 +257,17 @@ def add_jsonl_arguments(parser: argparse.ArgumentParser) -> None:
 def open_jsonl(arg: str | None, options: argparse.Namespace | None = None,
                context: SinkContext | None = None) -> JsonLinesSink:
     """The ``jsonl:PATH`` factory: reads the ``--jsonl-*`` flags from ``options`` (defaults when
-    None or absent). JSON lines need nothing from ``context``."""
+    None or absent). One of several worker processes (``context.worker``) writes a file of its
+    own, ``PATH`` with ``-wK`` before the extension: a file has one writer (see `JsonLinesSink`);
+    a path that is not a regular file (/dev/null, a named pipe) is shared, batch by batch."""
     if not arg:
         raise SinkError("jsonl needs a file name: jsonl:PATH")
+    shared = False
+    if context is not None and context.worker is not None:
+        if _regular_or_missing(arg):
+            arg = context.worker.path(arg)
+        else:  # /dev/null, a named pipe, /dev/stdout: one for every worker, written under a lock
+            shared = True
     rotate_size = getattr(options, "jsonl_rotate_size", None)
     rotate_interval = getattr(options, "jsonl_rotate_interval", None)
     compress = getattr(options, "jsonl_compress", "none") == "gzip"
@@ -252,4 +276,12 @@ def open_jsonl(arg: str | None, options: argparse.Namespace | None = None,
         raise SinkError(f"jsonl:{arg}: --jsonl-compress and --jsonl-keep apply to rotated files; "
                         "add --jsonl-rotate-size or --jsonl-rotate-interval")
     return JsonLinesSink(arg, rotate_size=rotate_size, rotate_interval=rotate_interval,
-                         compress=compress, keep=keep, fsync=getattr(options, "jsonl_fsync", False))
+                         compress=compress, keep=keep, fsync=getattr(options, "jsonl_fsync", False), shared=shared)
+
+
+def _regular_or_missing(path: str) -> bool:
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:
+        return True  # created as a regular file
+

@@ -1,15 +1,17 @@
-# Rotation for file sinks: the names of rotated files, and the housekeeping
-# (gzip, keep the newest N) that follows a rotation.
-#
-# A live file `DIR/STEM.EXT` rotates to `DIR/STEM-YYYYmmddTHHMMSSZ.EXT` (UTC; `-1`, `-2`... on a
-# collision), which gzip turns into `...EXT.gz`. Only names of exactly that shape are ever
-# compressed, pruned or cleaned up, so other files in the directory are safe.
-#
-# Compression runs in one background thread per sink, not in the sink thread: gzip of a 1 GiB
-# file takes tens of seconds of CPU, and a sink thread stalled that long backs up the collector's
-# queue until UDP datagrams are dropped. zlib releases the GIL while it compresses, so the thread
-# really runs alongside. One worker keeps the jobs in rotation order, so that pruning never races
-# a compression.
+"""Rotation for file sinks: the names of rotated files, and the housekeeping
+(gzip, keep the newest N) that follows a rotation.
+
+A live file `DIR/STEM.EXT` rotates to `DIR/STEM-YYYYmmddTHHMMSSZ.EXT` (UTC; `-1`, `-2`... on a
+collision), which gzip turns into `...EXT.gz`. Only names of exactly that shape are ever
+compressed, pruned or cleaned up, so other files in the directory are safe.
+
+Compression runs in one background thread per sink, not in the sink thread: gzip of a 1 GiB
+file takes tens of seconds of CPU, and a sink thread stalled that long backs up the collector's
+queue until UDP datagrams are dropped. zlib releases the GIL while it compresses, so the thread
+really runs alongside. One worker keeps the jobs in rotation order, so that pruning never races
+a compression.
+"""
+
 from __future__ import annotations
 
 import contextlib
@@ -200,7 +202,5 @@ class Housekeeper:
 
 
 def _unlink_if_present(path: str) -> None:
-    try:
+    with contextlib.suppress(FileNotFoundError):
         os.unlink(path)
-    except FileNotFoundError:
-        pass

@@ -21,7 +21,7 @@ import atheris
 with atheris.instrument_imports(include=["ipfix_antrea"]):
     import ipfix_antrea  # noqa: F401  (every module of the package, instrumented)
 
-import targets  # noqa: E402  (after the package: its imports of ipfix_antrea are the ones above)
+import targets  # after the package: its imports of ipfix_antrea are the ones above
 
 
 def main() -> None:

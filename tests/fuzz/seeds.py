@@ -22,11 +22,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests/: corpus
 
-from corpus import all_sessions  # noqa: E402
-from targets import CONTROL  # noqa: E402
+from corpus import all_sessions
+from targets import CONTROL
 
-from ipfix_antrea import BasicList, Encoder, SubTemplateList, SubTemplateMultiList  # noqa: E402
-from ipfix_antrea.structured import MAX_NESTING  # noqa: E402
+from ipfix_antrea import BasicList, Encoder, SubTemplateList, SubTemplateMultiList
+from ipfix_antrea.structured import MAX_NESTING
 
 SAMPLE = Path(__file__).resolve().parents[2] / "ipfix_antrea" / "data" / \
     "sample-flow-aggregator.ipfix"

@@ -31,9 +31,9 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests/: session_checks
 
-from session_checks import Run, check_consistent, feed_datagrams, feed_stream  # noqa: E402
+from session_checks import Run, check_consistent, feed_datagrams, feed_stream
 
-from ipfix_antrea import Record, Session  # noqa: E402
+from ipfix_antrea import Record, Session
 
 #: Octets in front of the IPFIX octets that steer the run.
 CONTROL = 4
@@ -54,7 +54,7 @@ def stream(data: bytes) -> None:
     octets = data[CONTROL:]
     seed = rng.random()
     cuts = sorted(rng.randrange(len(octets) + 1) for _ in range(rng.randrange(8)))
-    chunks = [octets[a:b] for a, b in zip([0, *cuts], [*cuts, len(octets)])]
+    chunks = [octets[a:b] for a, b in zip([0, *cuts], [*cuts, len(octets)], strict=True)]
     split = feed_stream(chunks, _session(random.Random(seed)), alarm=None)
     check_consistent(split)
     whole = feed_stream([octets], _session(random.Random(seed)), alarm=None)
