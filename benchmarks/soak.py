@@ -52,6 +52,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import itertools
 import math
 import multiprocessing
 import os
@@ -97,6 +98,7 @@ else:
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 COUNTER_FIELD = "octetTotalCount"  # carries each record's number (see the module docstring)
 COUNTER_AT = fa_template_fields().index(COUNTER_FIELD)
+RESTART_AT = (0.25, 0.55)  # when the restarts begin, as shares of --minutes
 TICK = 0.1  # seconds between the paced exporters' messages
 UDP_TEMPLATE_REFRESH = 10.0  # seconds between the UDP exporters' template re-sends
 FLOOD_TEMPLATE_IDS = range(256, 1256)
@@ -655,7 +657,7 @@ def slope_mib_per_min(samples: list[Sample]) -> float:
     ys = [s.rss_kib / 1024 for s in samples]
     mx, my = statistics.fmean(xs), statistics.fmean(ys)
     den = sum((x - mx) ** 2 for x in xs)
-    return sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / den if den else 0.0
+    return sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / den if den else 0.0
 
 
 def by_minute(samples: list[Sample]) -> list[dict]:
@@ -677,7 +679,7 @@ def restart_effects(r: Restart, samples: list[Sample]) -> dict:
     base = before[-1] if before else samples[0]
     after = [s for s in samples if s.t > r.stop_issued]
     stalled = resumed = caught_up = None
-    for prev, s in zip([base, *after], after):
+    for prev, s in itertools.pairwise([base, *after]):
         if stalled is None and s.es_delivered == prev.es_delivered:
             stalled = prev.t
         if stalled is not None and resumed is None and s.t > r.up and s.es_delivered > prev.es_delivered:
@@ -723,7 +725,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tcp-rate", type=float, default=300,
                    help="records/s of each TCP and TLS exporter (here and below, 0 leaves the exporter out)")
     p.add_argument("--udp-rate", type=float, default=200, help="records/s of each UDP exporter")
-    p.add_argument("--reconnect-records", type=int, default=20, help="records per connection of the reconnecting exporter")
+    p.add_argument("--reconnect-records", type=int, default=20,
+                   help="records per connection of the reconnecting exporter")
     p.add_argument("--garbage-rate", type=float, default=20, help="garbage datagrams/s")
     p.add_argument("--flood-rate", type=float, default=50, help="templates/s of the template flood")
     p.add_argument("--restarts", default="stop,kill", help="Elasticsearch restarts, in order: stop (SIGTERM) "
@@ -764,8 +767,8 @@ def main(argv: list[str] | None = None) -> int:
         env["IPFIX_COLLECT_ES_PASSWORD"] = args.password or ""
     specs = exporters(args)
     plan_kinds = [k for k in args.restarts.split(",") if k]
-    if any(k not in ("stop", "kill") for k in plan_kinds):
-        p.error("--restarts takes stop and kill")
+    if any(k not in ("stop", "kill") for k in plan_kinds) or len(plan_kinds) > len(RESTART_AT):
+        p.error(f"--restarts takes up to {len(RESTART_AT)} of stop and kill")
     env_info = environment()
     say(f"soak: {args.minutes:g} min, python {env_info['python']} on {env_info['cpu']} ({env_info['nproc']} CPUs), "
         f"ipfix-antrea {env_info['ipfix-antrea']} ({env_info['git_commit']}); work directory {workdir}")
@@ -805,7 +808,7 @@ def main(argv: list[str] | None = None) -> int:
         sampler = Sampler(collector.proc.pid, collector.metrics_url, jsonl_sink, es_sink, args.sample_interval, t0)
         sampler.start()
         seconds = args.minutes * 60
-        plan = [(seconds * at, how) for at, how in zip((0.25, 0.55), plan_kinds)]
+        plan = [(seconds * at, how) for at, how in zip(RESTART_AT, plan_kinds, strict=False)]
         restarter = Restarter(args.control, plan, args.es_down, t0, sampler.caught_up)
         restarter.start()
         say(f"exporters: {', '.join(f'{s.name} ({s.kind}, {s.address})' for s in specs)}")
@@ -897,8 +900,8 @@ def main(argv: list[str] | None = None) -> int:
     bulk_count = metric(final, "ipfix_collect_sink_bulk_request_seconds_count", sink=es_sink)
     bulk_sum = metric(final, "ipfix_collect_sink_bulk_request_seconds_sum", sink=es_sink)
     problem_kinds = {lab["kind"]: v for lab, v in final.get("ipfix_collect_problems_total", ())}
-    malformed = {(lab["input"], lab["exporter"]): v for lab, v in final.get("ipfix_collect_malformed_messages_total", ())
-                 if v}
+    malformed = {(lab["input"], lab["exporter"]): v
+                 for lab, v in final.get("ipfix_collect_malformed_messages_total", ()) if v}
     garbage = sent.get("garbage")
     if dropped:
         problems.append(f"the collector dropped {dropped:.0f} UDP records (queue full)")
@@ -960,7 +963,8 @@ def main(argv: list[str] | None = None) -> int:
             f"(down at {r['down']:.0f} s, start at {r['start_issued']:.0f} s, up at {r['up']:.0f} s); delivery "
             f"stalled at {r['delivery_stalled_at']} s, resumed at {r['delivery_resumed_at']} s (held back "
             f"{r['held_back_s']} s), caught up at {r['caught_up_at']} s; queue max {r['max_queued_records']:.0f}, "
-            f"retried {r['retried_documents']:.0f}, duplicates {r['duplicates']:.0f}, UDP dropped {r['udp_dropped']:.0f}"
+            f"retried {r['retried_documents']:.0f}, duplicates {r['duplicates']:.0f}, "
+            f"UDP dropped {r['udp_dropped']:.0f}"
             + (f"; ERROR {r['error']}" if r["error"] else ""))
     say(f"RSS: before exporters {memory['rss_before_exporters_mib']:.1f} MiB, first sample "
         f"{memory['rss_start_mib']:.1f}, end {memory['rss_end_mib']:.1f}, max {memory['rss_max_mib']:.1f}, idle after "
@@ -972,7 +976,8 @@ def main(argv: list[str] | None = None) -> int:
         f"{m['minute']}: {m['rss_mib']:.0f}/{m['fds']}/{m['queued']:.0f}" for m in memory["by_minute"]))
     say(f"fds: before exporters {fds0}, first sample {memory['fds_start']}, end {memory['fds_end']}, "
         f"max {memory['fds_max']}, idle after {fds_idle}; idle after less before: "
-        f"{dict(fd_kinds_idle - fd_kinds0) or 'none'}, before less idle after: {dict(fd_kinds0 - fd_kinds_idle) or 'none'}")
+        f"{dict(fd_kinds_idle - fd_kinds0) or 'none'}, "
+        f"before less idle after: {dict(fd_kinds0 - fd_kinds_idle) or 'none'}")
     say(f"ipfix-collect exit status {status}")
     say("RESULT: " + ("PASS" if not problems else "FAIL: " + " | ".join(problems)))
 
