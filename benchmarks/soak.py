@@ -44,7 +44,7 @@ slope of RSS over the second half) and what happened around each restart. See
 docs/reliability.md for the figures of a full run.
 
     .ci/elasticsearch.sh setup && eval "$(.ci/elasticsearch.sh env)"
-    python benchmarks/soak.py --minutes 1                  # a quick run (about 3 minutes)
+    python benchmarks/soak.py --minutes 1                  # a quick run (about 2.5 minutes)
     python benchmarks/soak.py --minutes 10 --json soak.json
 """
 
