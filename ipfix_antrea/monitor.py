@@ -27,6 +27,7 @@ from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING
 
 from .events import MalformedSet
+from .session import MAX_UNKNOWN_NAMES
 
 if TYPE_CHECKING:
     from .events import Event
@@ -65,12 +66,17 @@ def plural(n: int, noun: str) -> str:
 
 
 def add_stats(total: Counter[str], names: set[str], stats: SessionStats) -> None:
-    """Add one SessionStats into ``total``: every integer counter, and the unknown names."""
+    """Add one SessionStats into ``total``: every integer counter, and the unknown names while
+    ``names`` holds fewer than `MAX_UNKNOWN_NAMES` (exporters that come and go with ever new
+    elements must not grow it without end)."""
     for f in fields(stats):
         value = getattr(stats, f.name)
         if isinstance(value, int) and not isinstance(value, bool):
             total[f.name] += value
-    names.update(stats.unknown_element_names)
+    for name in stats.unknown_element_names:
+        if len(names) >= MAX_UNKNOWN_NAMES:
+            break
+        names.add(name)
 
 
 def exporter_address(key: str) -> str:
@@ -87,7 +93,9 @@ class Monitor:
         self.problems: Counter[str] = Counter()  # kind -> occurrences
         self.input_errors: list[str] = []  # inputs that broke off (finite inputs)
         self.max_exporters = max_exporters
-        self._logged: set[tuple[str, str]] = set()
+        # exporter or session key -> the kinds of problem logged for it; a session's entry goes
+        # when the session ends, so that exporters reconnecting for ever do not grow it
+        self._logged: dict[str, set[str]] = {}
         self._live: dict[tuple[str, str], str] = {}  # (input, session key) -> exporter label
         self._labels: set[str] = set()  # exporters with a label of their own
         self.exporters_seen = 0
@@ -102,9 +110,9 @@ class Monitor:
         ``exporter``, saying that later ones are only counted."""
         with self._lock:
             self.problems[kind] += 1
-            first = (exporter, kind) not in self._logged
-            if first:
-                self._logged.add((exporter, kind))
+            logged = self._logged.setdefault(exporter, set())
+            first = kind not in logged
+            logged.add(kind)
         if first:
             level = logging.WARNING if kind in WARNING_KINDS else logging.ERROR
             log.log(level, "%s: %s (further %r problems from %s are counted, not logged)",
@@ -144,6 +152,7 @@ class Monitor:
         """The session ``key`` ended: its counters move into the totals of its exporter."""
         with self._lock:
             label = self._live.pop((input_name, key), OTHER_EXPORTERS)
+            self._logged.pop(key, None)
             add_stats(self._ended.setdefault((input_name, label), Counter()), self._ended_names, stats)
         log.info("%s: session ended (%d records)", key, stats.records)
 
@@ -229,7 +238,9 @@ class RunSummary:
         out += [f"{PROG}: {_sink_summary(s)}" for s in self.sinks]
         if self.unknown_elements:
             names = sorted(self.unknown_elements)
-            out.append(f"{PROG}: {len(names)} unknown element(s), decoded as octetArray: " + ", ".join(names))
+            count = f"{len(names)} unknown element(s)" if len(names) < MAX_UNKNOWN_NAMES else \
+                f"{len(names)} or more unknown elements (the first {len(names)} named)"
+            out.append(f"{PROG}: {count}, decoded as octetArray: " + ", ".join(names))
         if self.input_errors:
             out.append(f"{PROG}: {len(self.input_errors)} input(s) with errors (see above)")
         if self.worker_deaths:

@@ -51,6 +51,8 @@ from .wire import (
 _HEADER = struct.Struct(">HHIII")
 _SET_HEADER = struct.Struct(">HH")
 _SEQUENCE_MODULUS = 1 << 32
+#: Distinct unknown element names a session's stats keep (`SessionStats.unknown_element_names`).
+MAX_UNKNOWN_NAMES = 1000
 
 
 @dataclass
@@ -66,6 +68,8 @@ class SessionStats:
     templates_withdrawn: int = 0
     templates_expired: int = 0
     unknown_elements: int = 0
+    #: the names of the first `MAX_UNKNOWN_NAMES` distinct unknown elements (a bound: an exporter
+    #: that sends ever new ones must not grow memory; `unknown_elements` counts every one)
     unknown_element_names: set[str] = field(default_factory=set)
     invalid_field_lengths: int = 0
     malformed_messages: int = 0
@@ -619,7 +623,8 @@ class Session:
             element = spec.element
             if self.registry.get(element.enterprise, element.element_id) is None:
                 stats.unknown_elements += 1
-                stats.unknown_element_names.add(element.name)
+                if len(stats.unknown_element_names) < MAX_UNKNOWN_NAMES:
+                    stats.unknown_element_names.add(element.name)
                 self._events.append(ev.UnknownElement(domain, template.template_id,
                                                       element.enterprise, element.element_id,
                                                       element.name))

@@ -9,6 +9,7 @@ import pytest
 from ipfix_antrea import (
     DecodeError,
     Encoder,
+    InformationElement,
     InvalidFieldLength,
     MalformedSet,
     MissingTemplate,
@@ -24,6 +25,7 @@ from ipfix_antrea import (
     TemplateWithdrawn,
     UnknownElement,
 )
+from ipfix_antrea.session import MAX_UNKNOWN_NAMES
 
 FIELDS = ["sourceIPv4Address", "destinationIPv4Address", "sourcePodName", "octetDeltaCount"]
 ROWS = [("10.0.0.1", "10.0.0.2", "web-0", 100), ("10.0.0.3", "10.0.0.4", "db-0", 200)]
@@ -400,6 +402,21 @@ def test_unknown_element_decodes_as_octets_and_is_reported():
     assert record.to_dict() == {"sourceIPv4Address": "1.2.3.4", "en56506:id999": "abcd"}
     assert s.stats.unknown_elements == 1 and s.stats.unknown_element_names == {"en56506:id999"}
     assert UnknownElement(1, 300, 56506, 999, "en56506:id999") in s.take_events()
+
+
+def test_unknown_element_names_are_kept_up_to_a_bound_and_every_one_is_counted():
+    # A template flood with ever new unknown elements must not grow the session's memory.
+    enc = Encoder(1, export_time=lambda: 1_700_000_000)
+    s = Session()
+    sent = 0
+    for template_id in range(256, 256 + MAX_UNKNOWN_NAMES // 100 * 3):
+        enc.add_template(template_id, [(InformationElement(f"en{template_id}:id{i}", i, template_id), 4)
+                                       for i in range(1, 101)])
+        sent += 100
+    for m in enc.template_messages():
+        s.decode_datagram(m)
+    assert s.stats.unknown_elements == sent > MAX_UNKNOWN_NAMES
+    assert len(s.stats.unknown_element_names) == MAX_UNKNOWN_NAMES
 
 
 def test_field_length_that_does_not_suit_the_type_decodes_as_octets():
