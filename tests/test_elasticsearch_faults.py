@@ -4,6 +4,7 @@ answers, and what counts is still what the real server stored.
 """
 from __future__ import annotations
 
+import logging
 import socket
 import ssl
 import threading
@@ -67,6 +68,18 @@ def test_a_bulk_request_answered_with_status_is_sent_again(server, prefix, proxy
     assert proxy.bulk_requests == 4
     assert sink.stats()["retried"] == 100 and sink.stats()["indexed"] == 100
 
+
+
+def test_a_request_that_succeeds_after_retries_says_so_in_the_log(server, prefix, proxy, tmp_path, caplog):
+    docs, _ = flow_documents(10)
+    sink = open_es([proxy.url], prefix, tmp_path)
+    proxy.faults.bulk_statuses = [503, 503]
+    with caplog.at_level(logging.INFO, logger="ipfix_antrea"):
+        sink.write(docs)
+        sink.close()
+    said = [r.getMessage() for r in caplog.records]
+    assert any("10 document(s) not delivered yet" in line for line in said)
+    assert any("delivered after retrying for" in line and "(3 attempts)" in line for line in said)
 
 def test_documents_refused_with_429_inside_a_bulk_response_are_sent_again(server, prefix, proxy,
                                                                            tmp_path):

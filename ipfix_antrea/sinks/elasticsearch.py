@@ -391,8 +391,11 @@ class ElasticsearchSink(SinkBase):
     def _deliver_batch(self, lines: list[bytes]) -> None:
         self._settled.wait()  # the index template first (see the module comment)
         deadline: float | None = None
+        failed_at = 0.0  # when the first attempt failed (deadline is set then)
+        attempts = 0
         pause = _BACKOFF_FIRST
         while lines:
+            attempts += 1
             if self._fatal is not None:
                 self._give_up(lines, f"not sent: the sink had already failed ({self._fatal})")
                 return
@@ -419,10 +422,14 @@ class ElasticsearchSink(SinkBase):
                 self._latency.observe(time.monotonic() - started)
                 lines = self._sort_answers(lines, response.body)
                 if not lines:
+                    if deadline is not None:  # the warning said "retrying": say that it worked
+                        log.info("%s: delivered after retrying for %.1f s (%d attempts)", self.name,
+                                 time.monotonic() - failed_at, attempts)
                     return
                 problem = "some documents were refused for now (429/5xx)"
             now = time.monotonic()
             if deadline is None:
+                failed_at = now
                 deadline = now + self.options.retry_for if self.options.retry_for else float("inf")
                 log.warning("%s: %d document(s) not delivered yet (%s); retrying", self.name,
                             len(lines) // 2, problem)
