@@ -73,7 +73,13 @@ def add_stats(total: Counter[str], names: set[str], stats: SessionStats) -> None
         value = getattr(stats, f.name)
         if isinstance(value, int) and not isinstance(value, bool):
             total[f.name] += value
-    for name in stats.unknown_element_names:
+    add_names(names, stats.unknown_element_names)
+
+
+def add_names(names: set[str], more: Iterable[str]) -> None:
+    """Add ``more`` unknown element names into ``names`` while it holds fewer than
+    `MAX_UNKNOWN_NAMES` (the summary then says it names only the first ones)."""
+    for name in more:
         if len(names) >= MAX_UNKNOWN_NAMES:
             break
         names.add(name)

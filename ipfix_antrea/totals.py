@@ -26,7 +26,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import replace
 
 from .channel import WorkerReport
-from .monitor import OTHER_EXPORTERS, RunSummary
+from .monitor import OTHER_EXPORTERS, RunSummary, add_names
 from .pipeline import PipelineStats, SinkReport
 from .service import InputSnapshot, ServiceSnapshot
 from .sinks import SINK_GAUGES, HistogramSnapshot
@@ -62,7 +62,7 @@ def combine(reports: Sequence[WorkerReport], sink_names: Sequence[str], labels: 
         inputs=max((s.inputs for s in summaries), default=0), records=sum(s.records for s in summaries),
         dropped=sum(s.dropped for s in summaries), exporters=sum(s.exporters for s in summaries),
         counters=_sum(s.counters for s in summaries),
-        unknown_elements=set().union(*(s.unknown_elements for s in summaries)),
+        unknown_elements=_names(s.unknown_elements for s in summaries),
         problems=_sum(s.problems for s in summaries),
         input_errors=[e for s in summaries for e in s.input_errors],
         sinks=_sinks([s.sinks for s in summaries], sink_names),
@@ -92,6 +92,14 @@ def _settled(sink: SinkReport, accepted: int, died: bool) -> SinkReport:
     unsettled = max(accepted - sink.delivered - sink.undelivered, 0) if died else 0
     return replace(sink, undelivered=sink.undelivered + unsettled, ready=True,
                    counters={k: 0 if k in SINK_GAUGES else v for k, v in sink.counters.items()})
+
+
+def _names(per_worker: Iterable[set[str]]) -> set[str]:
+    """The workers' unknown element names, bounded as each worker's are (`add_names`)."""
+    names: set[str] = set()
+    for more in per_worker:
+        add_names(names, more)
+    return names
 
 
 def _sum(counters: Iterable[Counter[str]]) -> Counter[str]:
