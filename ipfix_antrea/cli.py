@@ -401,7 +401,12 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     parser, setup_parser = build_parser(), build_setup_parser()
     launch = None
     if argv[:1] == [WORKER_FLAG]:  # a worker process of --workers N, started by its supervisor
-        launch, argv = WorkerLaunch.parse(argv[1]), argv[2:]
+        try:
+            launch, argv = WorkerLaunch.parse(argv[1] if len(argv) > 1 else ""), argv[2:]
+        except ValueError as exc:
+            print(f"{PROG}: error: {exc}; {WORKER_FLAG} is how the supervisor of --workers N starts "
+                  "its workers, not an option", file=sys.stderr)
+            return EXIT_USAGE
     else:  # (the supervisor has warned already)
         for warning in unknown_variables(environ, [parser, setup_parser]):
             print(f"{PROG}: warning: {warning}", file=sys.stderr)

@@ -47,6 +47,7 @@ import math
 import os
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import threading
@@ -103,6 +104,12 @@ class WorkerLaunch:
             raise ValueError(f"{WORKER_FLAG} {text!r}: not a worker launch ({exc})") from None
         if not 0 <= launch.index < launch.count:
             raise ValueError(f"{WORKER_FLAG} {text!r}: index out of range")
+        for fd in (launch.channel, *launch.sockets):
+            try:
+                if not stat.S_ISSOCK(os.fstat(fd).st_mode):
+                    raise ValueError(f"{WORKER_FLAG} {text!r}: descriptor {fd} is not a socket")
+            except OSError as exc:
+                raise ValueError(f"{WORKER_FLAG} {text!r}: descriptor {fd}: {exc.strerror or exc}") from None
         return launch
 
 

@@ -285,6 +285,21 @@ def test_a_worker_count_that_is_not_a_positive_number_or_auto_is_a_usage_error(v
     assert "--workers" in capsys.readouterr().err
 
 
+
+@pytest.mark.parametrize(("launch", "says"), [
+    (None, "not a worker launch"),
+    ("{not json", "not a worker launch"),
+    ('{"index": 2, "count": 2, "channel": 3, "sockets": []}', "index out of range"),
+    ('{"index": 0, "count": 1, "channel": 987, "sockets": []}', "descriptor 987: Bad file descriptor"),
+    ('{"index": 0, "count": 1, "channel": FD, "sockets": []}', "is not a socket"),
+])
+def test_the_internal_worker_flag_given_by_hand_is_a_usage_error_not_a_traceback(launch, says, tmp_path, capsys):
+    with open(tmp_path / "plain", "w") as plain:
+        argv = ["--worker"] if launch is None else ["--worker", launch.replace("FD", str(plain.fileno()))]
+        assert main([*argv, "-i", "udp://127.0.0.1:0"], environ={}) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert says in err and "--worker is how the supervisor of --workers N starts its workers" in err
+
 # --------------------------------------------------------------------------------------------
 # standard output
 
